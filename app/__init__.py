@@ -1,0 +1,45 @@
+"""The web process: a thin Flask layer that translates the HTTP API onto ``celery_app``."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.routing import BaseConverter
+
+from celery_app import create_celery
+from celery_app.settings import Settings
+
+from . import auth, errors, metrics, openapi, uploads, ws
+from .admin import bp as admin_bp
+from .api import uploads as _upload_routes  # noqa: F401  (registers on the tasks blueprint)
+from .api.tasks import bp as tasks_bp
+from .dlq import bp as dlq_bp
+from .services import Services
+
+
+class TaskIdConverter(BaseConverter):
+    """A task id in a path: any segment except the collection's own words, so
+    ``/api/v1/tasks/statistics`` can never also mean the task called "statistics"."""
+
+    regex = r"(?!(?:statistics|upload)$)[^/]+"
+    part_isolating = True  # one path segment (werkzeug assumes otherwise for a regex with "/")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the application; with no ``settings`` they are read from the environment."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, static_folder=None)
+    app.url_map.strict_slashes = False
+    app.url_map.converters["task_id"] = TaskIdConverter
+    app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
+    app.extensions["taskqueue"] = Services(settings, create_celery(settings))
+    errors.init_app(app)
+    auth.init_app(app, settings)
+    uploads.init_app(app)
+    metrics.init_app(app, lambda: app.extensions["taskqueue"].celery.runtime.store)
+    app.register_blueprint(tasks_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(dlq_bp)
+    ws.init_app(app)
+    openapi.init_app(app)
+    return app

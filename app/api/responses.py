@@ -1,0 +1,164 @@
+"""Response schemas: every successful body is dumped through one of these (``app/openapi.py``
+does it for each view), and ``/openapi.json`` is generated from the same classes."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+from celery_app import model
+
+TIMESTAMP = {"format": "date-time", "description": "ISO-8601 UTC with milliseconds and Z"}
+
+
+def _enum(values: tuple[str, ...], **kwargs: object) -> fields.String:
+    return fields.String(metadata={"enum": list(values)}, **kwargs)
+
+
+class ErrorSchema(Schema):
+    """The error body of every route."""
+
+    error = fields.String(required=True, metadata={"description": "HTTP reason phrase"})
+    message = fields.String(required=True, metadata={"description": "what was wrong"})
+
+
+class EnvelopeSchema(Schema):
+    """A task; fields with no value are omitted."""
+
+    id = fields.String(required=True)
+    task_id = fields.String(required=True, metadata={"description": "same value as id"})
+    type = fields.String(required=True)
+    payload = fields.Dict(required=True)
+    priority = _enum(tuple(model.PRIORITIES), required=True)
+    state = _enum(model.STATES, required=True)
+    status = _enum(model.STATUSES, required=True)
+    progress = fields.Integer(required=True, metadata={"minimum": 0, "maximum": 100})
+    progress_message = fields.String()
+    attempts = fields.Integer(required=True)
+    max_retries = fields.Integer(required=True)
+    timeout = fields.Integer(required=True)
+    metadata = fields.Dict(required=True)
+    result = fields.Raw(metadata={"description": "the handler's return value (any JSON)"})
+    error = fields.String()
+    error_message = fields.String(metadata={"description": "same value as error"})
+    worker_id = fields.String()
+    created_at = fields.String(required=True, metadata=TIMESTAMP)
+    updated_at = fields.String(required=True, metadata=TIMESTAMP)
+    scheduled_at = fields.String(metadata=TIMESTAMP)
+    started_at = fields.String(metadata=TIMESTAMP)
+    completed_at = fields.String(metadata=TIMESTAMP)
+    next_retry_at = fields.String(metadata=TIMESTAMP)
+    file_name = fields.String()
+    file_size = fields.Integer()
+    content_type = fields.String()
+    sha256 = fields.String()
+
+
+class QueueDepthsSchema(Schema):
+    critical = fields.Integer(required=True)
+    high = fields.Integer(required=True)
+    normal = fields.Integer(required=True)
+    low = fields.Integer(required=True)
+
+
+class TaskPageSchema(Schema):
+    """Queue depths plus one page of tasks."""
+
+    queue_depths = fields.Nested(QueueDepthsSchema, required=True)
+    total_pending = fields.Integer(required=True)
+    tasks = fields.List(fields.Nested(EnvelopeSchema), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+    pages = fields.Integer(required=True)
+
+
+class ByStateSchema(Schema):
+    pending = fields.Integer(required=True)
+    scheduled = fields.Integer(required=True)
+    running = fields.Integer(required=True)
+    retrying = fields.Integer(required=True)
+    completed = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    dead_letter = fields.Integer(required=True)
+    cancelled = fields.Integer(required=True)
+
+
+class StatisticsSchema(Schema):
+    total = fields.Integer(required=True)
+    pending = fields.Integer(required=True)
+    processing = fields.Integer(required=True)
+    completed = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    cancelled = fields.Integer(required=True)
+    by_state = fields.Nested(ByStateSchema, required=True)
+    success_rate = fields.Float(required=True)
+    avg_processing_time_ms = fields.Float(required=True)
+
+
+class DeletedSchema(Schema):
+    """A purged task."""
+
+    message = fields.String(required=True)
+    task_id = fields.String(required=True)
+
+
+class HealthSchema(Schema):
+    status = _enum(("healthy", "unhealthy"), required=True)
+    redis = _enum(("connected", "disconnected"), required=True)
+    workers = fields.Integer()
+    error = fields.String()
+
+
+class WorkerSchema(Schema):
+    id = fields.String(required=True, metadata={"description": "Celery worker hostname"})
+    state = _enum(("idle", "busy", "paused"), required=True)
+    started_at = fields.String(required=True, metadata=TIMESTAMP)
+    last_heartbeat = fields.String(required=True, metadata=TIMESTAMP)
+    active_tasks = fields.Integer(required=True)
+    concurrency = fields.Integer(required=True)
+    queues = fields.List(fields.String(), required=True)
+
+
+class WorkerListSchema(Schema):
+    workers = fields.List(fields.Nested(WorkerSchema), required=True)
+    count = fields.Integer(required=True)
+
+
+class QueueInfoSchema(Schema):
+    depth = fields.Integer(required=True)
+    priority = fields.Integer(required=True)
+
+
+class QueueTableSchema(Schema):
+    critical = fields.Nested(QueueInfoSchema, required=True)
+    high = fields.Nested(QueueInfoSchema, required=True)
+    normal = fields.Nested(QueueInfoSchema, required=True)
+    low = fields.Nested(QueueInfoSchema, required=True)
+
+
+class QueuesSchema(Schema):
+    queues = fields.Nested(QueueTableSchema, required=True)
+    total_depth = fields.Integer(required=True)
+
+
+class DeadLetterSchema(Schema):
+    task = fields.Nested(EnvelopeSchema, required=True)
+    reason = fields.String(required=True)
+    added_at = fields.String(required=True, metadata=TIMESTAMP)
+    message_id = fields.String(required=True, metadata={"description": "stream entry id"})
+
+
+class DeadLettersSchema(Schema):
+    entries = fields.List(fields.Nested(DeadLetterSchema), required=True)
+    size = fields.Integer(required=True)
+
+
+class RequeuedSchema(Schema):
+    message = fields.String(required=True)
+    task_id = fields.String(metadata={"description": "when one task was re-queued"})
+    retried_count = fields.Integer(metadata={"description": "with retry_all"})
+
+
+class ClearedSchema(Schema):
+    message = fields.String(required=True)
+    cleared_count = fields.Integer(required=True)

@@ -1,0 +1,280 @@
+"""Request schemas of the task API: every rule about input lives here."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import re
+from datetime import UTC
+from typing import Any
+
+from marshmallow import (
+    INCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+import handlers
+from celery_app import model
+from celery_app.errors import InvalidRequest
+
+MAX_JSON_DEPTH = 64
+
+
+class StrictInteger(fields.Integer):
+    """An integer that is really one: no bools, fractions or numeric strings in JSON bodies.
+
+    ``5.0`` counts, as it does for JSON Schema's ``integer``.
+    """
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+PRIORITY_SPEC = {"oneOf": [
+    {"type": "integer", "minimum": 0, "maximum": 3},
+    {"type": "string", "enum": [*model.PRIORITIES, "0", "1", "2", "3"]},
+], "description": "0=low, 1=normal, 2=high, 3=critical, or the name"}
+
+
+class Priority(fields.Field):
+    """``0``–``3`` or ``low``/``normal``/``high``/``critical`` (digits also as text, for forms);
+    loads as the name."""
+
+    default_error_messages = {"invalid": "must be 0-3 or one of low, normal, high, critical"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata=PRIORITY_SPEC, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value in model.PRIORITY_NAMES:
+                return model.PRIORITY_NAMES[value]
+        elif isinstance(value, str):
+            if value in model.PRIORITIES:
+                return value
+            if value in {"0", "1", "2", "3"}:
+                return model.PRIORITY_NAMES[int(value)]
+        raise self.make_error("invalid")
+
+
+class StrictNumber(fields.Float):
+    """A JSON number: no bools, no numeric strings, nothing infinite."""
+
+    def _validated(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+class StrictBoolean(fields.Boolean):
+    """``true`` or ``false`` only (marshmallow's own accepts 1, "yes", …)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def _field_for(annotation: str, **kwargs: Any) -> fields.Field:
+    """A JSON-Schema-faithful field for a handler parameter's annotation (as written)."""
+    base = annotation.split("[")[0].strip()
+    if base == "str":
+        return fields.String(**kwargs)
+    if base == "int":
+        return StrictInteger(**kwargs)
+    if base == "float":
+        return StrictNumber(**kwargs)
+    if base == "bool":
+        return StrictBoolean(**kwargs)
+    if base in {"dict", "Mapping"}:
+        return fields.Dict(**kwargs)
+    if base in {"list", "Sequence"}:
+        return fields.List(fields.Raw(), **kwargs)
+    return fields.Raw(**kwargs)
+
+
+@functools.cache
+def payload_schema(task_type: str) -> type[Schema]:
+    """The payload a handler accepts, derived from its signature: a parameter without a
+    default is required, its annotation gives the JSON type, ``**kwargs`` admits any keys."""
+    properties: dict[str, fields.Field] = {}
+    open_ended = False
+    for name, parameter in inspect.signature(handlers.REGISTRY[task_type]).parameters.items():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            open_ended = True
+            continue
+        if parameter.default is inspect.Parameter.empty:
+            properties[name] = _field_for(str(parameter.annotation), required=True)
+        else:
+            properties[name] = _field_for(str(parameter.annotation))
+    meta = type("Meta", (), {"unknown": INCLUDE if open_ended else RAISE})
+    return type(f"{_camel(task_type)}PayloadSchema", (Schema,), {**properties, "Meta": meta})
+
+
+@functools.cache
+def payload_validator(task_type: str) -> Schema:
+    """A reusable instance of :func:`payload_schema` (loading does not change it)."""
+    return payload_schema(task_type)()
+
+
+def _camel(task_type: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", task_type))
+
+
+def registered_type(value: str) -> None:
+    if value not in handlers.REGISTRY:
+        raise ValidationError(f"unknown task type {value!r}")
+
+
+def task_type(names: list[str] | None = None, **kwargs: Any) -> fields.String:
+    """A registered handler's name (an enum in the OpenAPI document)."""
+    allowed = sorted(handlers.load()) if names is None else sorted(names)
+
+    def check(value: str) -> None:
+        registered_type(value)
+        if value not in allowed:
+            raise ValidationError(f"{value} cannot be used here (one of {', '.join(allowed)})")
+
+    return fields.String(validate=check, metadata={"enum": allowed}, **kwargs)
+
+
+class SubmitSchema(Schema):
+    """``POST /api/v1/tasks``."""
+
+    class Meta:
+        unknown = RAISE
+
+    type = task_type(required=True)
+    payload = fields.Dict(keys=fields.String(), load_default=dict)
+    priority = Priority(load_default=model.DEFAULT_PRIORITY)
+    max_retries = StrictInteger(validate=validate.Range(0, 100), load_default=3)
+    timeout = StrictInteger(validate=validate.Range(1, 86_400), load_default=300)
+    metadata = fields.Dict(keys=fields.String(), load_default=dict)
+    scheduled_at = fields.AwareDateTime(default_timezone=UTC, load_default=None)
+
+    @validates_schema
+    def payload_fits_handler(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """The payload must fit the handler's parameters (names and JSON types)."""
+        if data.get("type") in handlers.REGISTRY:
+            try:
+                payload_validator(data["type"]).load(data.get("payload") or {})
+            except ValidationError as exc:
+                raise ValidationError(exc.messages, "payload") from exc
+
+
+class DeleteQuerySchema(Schema):
+    """``DELETE /api/v1/tasks/{id}`` query string."""
+
+    class Meta:
+        unknown = RAISE
+
+    purge = fields.Boolean(load_default=False)
+
+
+class PatchSchema(Schema):
+    """``PATCH /api/v1/tasks/{id}``: an external processor's report."""
+
+    OPENAPI_EXTRA = {"minProperties": 1}
+
+    class Meta:
+        unknown = RAISE
+
+    status = fields.String(validate=validate.OneOf(("processing", "completed", "failed")))
+    progress = StrictInteger(validate=validate.Range(0, 100))
+    error_message = fields.String(validate=validate.Length(min=1, max=10_000))
+    result = fields.Raw(metadata={"not": {"type": "null"},
+                                  "description": "the processor's result (any JSON but null)"})
+
+    @validates_schema
+    def not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """An update must say something."""
+        if not data:
+            raise ValidationError("give at least one of status, progress, error_message, result")
+        if "result" in data and data["result"] is None:
+            raise ValidationError("must not be null", "result")
+
+
+LIST_FILTERS = ("state", "status", "type")
+SORT_KEYS = {"created_at": "created", "updated_at": "updated", "priority": "priority"}
+
+
+class ListQuerySchema(Schema):
+    """``GET /api/v1/tasks`` query string."""
+
+    class Meta:
+        unknown = RAISE
+
+    page = fields.Integer(validate=validate.Range(min=1, max=1_000_000), load_default=1)
+    page_size = fields.Integer(validate=validate.Range(1, 100), load_default=20)
+    state = fields.String(validate=validate.OneOf(model.STATES))
+    status = fields.String(validate=validate.OneOf(model.STATUSES))
+    type = task_type()
+    sort_by = fields.String(validate=validate.OneOf(tuple(SORT_KEYS)), load_default="created_at")
+    order = fields.String(validate=validate.OneOf(("asc", "desc")), load_default="desc")
+
+    @validates_schema
+    def one_filter(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """Each listing reads one index; combined filters would need a scan."""
+        given = [name for name in LIST_FILTERS if name in data]
+        if len(given) > 1:
+            raise ValidationError(f"filter by at most one of state, status, type (got {given})")
+
+    @post_load
+    def index(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Name the index to read: ``all`` or ``<dimension>:<value>``."""
+        data["filter"] = next((f"{n}:{data[n]}" for n in LIST_FILTERS if n in data), "all")
+        data["sort"] = SORT_KEYS[data["sort_by"]]
+        return data
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise InvalidRequest(f"duplicate key {key!r} in JSON body")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> None:
+    raise InvalidRequest(f"{name} is not valid JSON")
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, or :class:`InvalidRequest` saying what is wrong."""
+    if not raw.strip():
+        raise InvalidRequest("request body must be a JSON object")
+    try:
+        body = json.loads(
+            raw, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequest(f"invalid JSON body: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise InvalidRequest(f"JSON body nested deeper than {MAX_JSON_DEPTH} levels")
+    return body
+
+
+def _depth(value: Any) -> int:
+    """How many objects/arrays deep ``value`` nests (scalars add no level)."""
+    stack, deepest = [(value, 1)], 0
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest

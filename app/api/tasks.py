@@ -1,0 +1,120 @@
+"""The task API (``/api/v1/tasks``): submit, read, cancel or purge, list."""
+
+from __future__ import annotations
+
+import math
+
+from flask import Blueprint, request
+
+from celery_app import model
+from celery_app.store import NewTask
+from celery_app.uploads import remove_task_files
+
+from ..openapi import document, task_links
+from ..services import services, store
+from .responses import DeletedSchema, EnvelopeSchema, StatisticsSchema, TaskPageSchema
+from .schemas import (
+    DeleteQuerySchema,
+    ListQuerySchema,
+    PatchSchema,
+    SubmitSchema,
+    parse_json_object,
+)
+
+bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
+
+submit_schema = SubmitSchema()
+list_schema = ListQuerySchema()
+patch_schema = PatchSchema()
+delete_schema = DeleteQuerySchema()
+
+RETRYABLE_STATES = frozenset({model.FAILED, model.DEAD_LETTER, model.CANCELLED, model.COMPLETED})
+
+
+@bp.post("")
+@document(summary="Submit a task", tags=("tasks",), body=SubmitSchema,
+          responses={201: EnvelopeSchema, 200: EnvelopeSchema},
+          description="201 creates the task. A repeated `Idempotency-Key` header (within 24 h) "
+                      "returns the first task with 200 and creates nothing.",
+          links={201: task_links(), 200: task_links()})
+def submit():
+    """Create a task; a repeated ``Idempotency-Key`` returns the first one (200)."""
+    data = submit_schema.load(parse_json_object(request.get_data(cache=False)))
+    key = request.headers.get("Idempotency-Key") or None
+    envelope, created = store().submit(NewTask(**data), idempotency_key=key)
+    return envelope, 201 if created else 200
+
+
+@bp.get("/<task_id:task_id>")
+@document(summary="Get a task", tags=("tasks",), responses={200: EnvelopeSchema}, errors=(404,))
+def get(task_id: str):
+    """One envelope."""
+    return store().get(task_id)
+
+
+@bp.delete("/<task_id:task_id>")
+@document(summary="Cancel a task, or purge a finished one", tags=("tasks",),
+          query=DeleteQuerySchema, responses={200: [EnvelopeSchema, DeletedSchema]},
+          errors=(404, 409),
+          description="Without `purge`: pending, scheduled or retrying → cancelled (the "
+                      "envelope); else 409. With `purge=true`: a final-state task is deleted "
+                      "with its index entries, DLQ entry and files; else 409.")
+def cancel(task_id: str):
+    """Cancel a task that has not started; ``?purge=true`` deletes a finished one."""
+    if delete_schema.load(request.args.to_dict())["purge"]:
+        store().purge(task_id)
+        remove_task_files(services().settings.upload_dir, task_id)
+        return {"message": "Task deleted successfully", "task_id": task_id}
+    return store().cancel(task_id)
+
+
+@bp.patch("/<task_id:task_id>")
+@document(summary="Report on a task from an external processor", tags=("tasks",),
+          body=PatchSchema, responses={200: EnvelopeSchema}, errors=(404, 409))
+def patch(task_id: str):
+    """An external processor reports status, progress, error or result."""
+    body = patch_schema.load(parse_json_object(request.get_data(cache=False)))
+    return store().patch(task_id, status=body.get("status"), progress=body.get("progress"),
+                         error_message=body.get("error_message"), result=body.get("result"),
+                         has_result="result" in body)
+
+
+@bp.get("/statistics")
+@document(summary="Task statistics", tags=("tasks",), responses={200: StatisticsSchema})
+def statistics():
+    """Counts per status and state, success rate, mean processing time — O(1) Redis work."""
+    return store().statistics()
+
+
+@bp.post("/<task_id:task_id>/retry")
+@document(summary="Queue a finished task again", tags=("tasks",),
+          responses={200: EnvelopeSchema}, errors=(404, 409))
+def retry(task_id: str):
+    """Queue a finished task again under its id, with attempts, progress and error reset."""
+    return store().requeue(task_id, RETRYABLE_STATES, reset=True)
+
+
+@bp.get("")
+@document(summary="Queue depths and a page of tasks", tags=("tasks",), query=ListQuerySchema,
+          responses={200: TaskPageSchema},
+          description="Filter by at most one of `state`, `status`, `type` (400 otherwise).")
+def listing():
+    """Queue depths, and one page of tasks from one index."""
+    query = list_schema.load(request.args.to_dict())
+    depths = store().queue_depths()
+    tasks, total = store().page(
+        filter_=query["filter"],
+        sort=query["sort"],
+        descending=query["order"] == "desc",
+        page=query["page"],
+        page_size=query["page_size"],
+    )
+    return {
+        "queue_depths": depths,
+        "total_pending": sum(depths.values()),
+        "tasks": tasks,
+        "total": total,
+        "page": query["page"],
+        "page_size": query["page_size"],
+        "pages": math.ceil(total / query["page_size"]),
+    }

@@ -1,0 +1,103 @@
+"""The dead-letter queue API (``/admin/dlq``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from celery_app.errors import InvalidState, TaskNotFound
+from celery_app.events import is_event_id
+
+from .api.responses import ClearedSchema, DeadLettersSchema, RequeuedSchema
+from .api.schemas import parse_json_object
+from .openapi import document
+from .services import store
+
+bp = Blueprint("dlq", __name__, url_prefix="/admin/dlq")
+
+
+def _message_id(value: str) -> None:
+    if not is_event_id(value):
+        raise ValidationError("must be a message_id such as 1763800000000-0")
+
+
+class PageQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    count = fields.Integer(validate=validate.Range(1, 1000), load_default=100)
+    after = fields.String(validate=_message_id, load_default=None,
+                          metadata={"pattern": r"^\d{1,20}-\d{1,20}$"})
+
+
+class RetryOne(Schema):
+    """Re-queue one dead-lettered task."""
+
+    class Meta:
+        unknown = RAISE
+
+    task_id = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class RetryAll(Schema):
+    """Re-queue every dead-lettered task."""
+
+    class Meta:
+        unknown = RAISE
+
+    retry_all = fields.Boolean(required=True, truthy={True}, falsy={False},
+                               validate=validate.Equal(True))
+
+
+page_query = PageQuery()
+RETRY_BODIES = (RetryOne(), RetryAll())
+
+
+def load_retry_body(raw: dict[str, Any]) -> dict[str, Any]:
+    """The body as one of the two accepted forms, or a 400 saying what they are."""
+    for schema in RETRY_BODIES:
+        try:
+            return schema.load(raw)
+        except ValidationError:
+            continue
+    raise ValidationError("give either task_id or retry_all: true")
+
+
+@bp.get("")
+@document(summary="Dead-letter queue entries", tags=("dead letters",), query=PageQuery,
+          responses={200: DeadLettersSchema})
+def entries():
+    """DLQ entries oldest first; ``after`` (a message_id) and ``count`` page through them."""
+    query = page_query.load(request.args.to_dict())
+    page, size = store().dlq_page(query["count"], query["after"])
+    return {"entries": page, "size": size}
+
+
+@bp.post("/retry")
+@document(summary="Queue dead-lettered tasks again", tags=("dead letters",),
+          body=[RetryOne, RetryAll],
+          responses={200: RequeuedSchema}, errors=(404,))
+def retry():
+    """Queue one dead-lettered task, or all of them, again."""
+    body = load_retry_body(parse_json_object(request.get_data(cache=False)))
+    if body.get("task_id"):
+        store().dlq_retry(body["task_id"])
+        return {"message": "task re-queued", "task_id": body["task_id"]}
+    retried = 0
+    for task_id in store().dlq_task_ids():
+        try:
+            store().dlq_retry(task_id)
+        except (TaskNotFound, InvalidState):  # retried or purged meanwhile
+            continue
+        retried += 1
+    return {"message": "tasks re-queued", "retried_count": retried}
+
+
+@bp.delete("")
+@document(summary="Empty the dead-letter queue", tags=("dead letters",),
+          responses={200: ClearedSchema})
+def clear():
+    """Empty the DLQ; the envelopes stay, in state ``dead_letter``."""
+    return {"message": "DLQ cleared", "cleared_count": store().dlq_clear()}

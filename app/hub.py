@@ -1,0 +1,145 @@
+"""The event hub: one Redis reader per web process, fanning events out to subscriptions.
+
+For ``/ws`` the hub encodes each event's frame once and writes it to every interested socket
+itself (through each connection's outbox, never blocking): waking one thread per connection
+per event is what costs at hundreds of clients. The tracker's subscriptions queue events for
+their connection's thread instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from celery_app import keys
+from celery_app.events import Event, id_key, last_id
+
+from .outbox import Outbox, text_frame
+
+logger = logging.getLogger(__name__)
+
+#: Events a connection may have buffered (replay seam, tracker queue) before it is dropped.
+QUEUE_SIZE = 1000
+READ_BLOCK_MS = 1000
+
+
+class Subscription:
+    """A connection's interest in events.
+
+    ``direct`` subscriptions (``/ws``) are written by the hub once :meth:`go_live` has run;
+    until then, and always for queued ones (the tracker), events wait in :attr:`queue`.
+    """
+
+    def __init__(self, wants: Callable[[Event], bool], outbox: Outbox | None = None) -> None:
+        self.wants = wants
+        self.outbox = outbox
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_SIZE)
+        self.overflowed = False
+        self._live = False
+        self._sent = (0, 0)
+
+    def offer(self, event: Event, frame: Callable[[], bytes]) -> None:
+        if self.overflowed or not self.wants(event):
+            return
+        if self.outbox is None:
+            self._enqueue(event)
+            return
+        with self.outbox.lock:  # the same lock go_live holds: no event slips between
+            if not self._live:
+                self._enqueue(event)
+            elif id_key(event.id) > self._sent:
+                self.outbox.write_locked(frame())
+
+    def _enqueue(self, event: Event) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except queue.Full:
+            self.overflowed = True
+            if self.outbox is not None:
+                self.outbox.wake.set()
+
+    def go_live(self, sent: tuple[int, int], frame_of: Callable[[Event], bytes]) -> None:
+        """After replay: send what queued up meanwhile (newer than ``sent``), then let the hub
+        write directly — under the outbox lock, so no event can slip between the two."""
+        assert self.outbox is not None
+        with self.outbox.lock:
+            while True:
+                try:
+                    event = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if id_key(event.id) > sent:
+                    self.outbox.write_locked(frame_of(event))
+                    sent = id_key(event.id)
+            self._sent = sent
+            self._live = True
+
+
+class Hub:
+    """Reads the event stream once per process and fans it out to subscriptions."""
+
+    def __init__(self, client_factory: Callable[[], redis.Redis]) -> None:
+        self._client_factory = client_factory
+        self._lock = threading.Lock()
+        self._subscriptions: set[Subscription] = set()
+        self._pid: int | None = None
+
+    def subscribe(self, wants: Callable[[Event], bool],
+                  outbox: Outbox | None = None) -> Subscription:
+        """Receive every event that ``wants`` accepts and that the stream gets from now on.
+
+        The reader's starting position is fixed here, before the caller replays history, so
+        history and live events always meet: no gap (duplicates are skipped by id).
+        """
+        subscription = Subscription(wants, outbox)
+        with self._lock:
+            if self._pid != os.getpid():
+                client = self._client_factory()
+                start = last_id(client)
+                threading.Thread(target=self._run, args=(client, start), name="event-hub",
+                                 daemon=True).start()
+                self._pid = os.getpid()
+            self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscriptions.discard(subscription)
+
+    def _run(self, client: redis.Redis, position: str) -> None:
+        while True:
+            try:
+                reply = client.xread({keys.events(): position}, count=500, block=READ_BLOCK_MS)
+                streams = reply.items() if isinstance(reply, dict) else reply or []
+                for _, entries in streams:
+                    for entry_id, fields in entries:
+                        position = entry_id
+                        self._dispatch(Event.from_entry(entry_id, fields))
+            except redis.RedisError:
+                logger.warning("event hub lost Redis; retrying", exc_info=True)
+                time.sleep(0.5)  # the position is kept: nothing is skipped on reconnect
+
+    def _dispatch(self, event: Event) -> None:
+        with self._lock:
+            subscriptions = list(self._subscriptions)
+        encoded: list[bytes] = []
+
+        def frame() -> bytes:  # encoded once per event, shared by every connection
+            if not encoded:
+                encoded.append(frame_bytes(event))
+            return encoded[0]
+
+        for subscription in subscriptions:
+            subscription.offer(event, frame)
+
+
+def frame_bytes(event: Event) -> bytes:
+    return text_frame(json.dumps(event.frame()).encode())

@@ -1,0 +1,116 @@
+"""``/metrics``: HTTP metrics from prometheus-flask-exporter plus cluster-wide task metrics.
+
+Task counters are incremented by the store's Lua scripts in whichever process made the
+transition (web or worker) and read from Redis at scrape time, so every web process reports the
+same values. Under gunicorn (``PROMETHEUS_MULTIPROC_DIR`` set by ``gunicorn.conf.py``) the HTTP
+metrics of all web processes are merged by prometheus_client's multiprocess collector.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from flask import Flask
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_flask_exporter import PrometheusMetrics
+from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+
+from celery_app import keys
+from celery_app.metrics import DURATION_BUCKETS
+from celery_app.store import Store
+from celery_app.workers import Workers
+
+
+class ClusterCollector:
+    """Reads the cluster-wide task metrics from Redis in one round trip per scrape."""
+
+    def __init__(self, store: Callable[[], Store]) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[Metric]:
+        store = self._store()
+        pipe = store.redis.pipeline(transaction=False)
+        for name in ("submitted", "completed", "duration"):
+            pipe.hgetall(keys.metrics(name))
+        pipe.xlen(keys.dlq())
+        submitted, completed, duration, dlq_size = pipe.execute()
+
+        yield _counter("taskqueue_tasks_submitted", "Tasks submitted",
+                       ["type", "priority"], submitted)
+        yield _counter("taskqueue_tasks_completed", "Tasks that reached a final state",
+                       ["type", "status"], completed)
+        yield _histogram(duration)
+        depth = GaugeMetricFamily("taskqueue_queue_depth", "Messages waiting per priority queue",
+                                  labels=["priority"])
+        for queue, count in store.queue_depths().items():
+            depth.add_metric([queue], count)
+        yield depth
+        yield GaugeMetricFamily("taskqueue_active_workers", "Workers with a live heartbeat",
+                                value=Workers(store).count())
+        yield GaugeMetricFamily("taskqueue_dlq_size", "Entries in the dead-letter queue",
+                                value=dlq_size)
+
+
+def _counter(name: str, doc: str, labels: list[str], values: dict[str, str]) -> Metric:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for field, count in sorted(values.items()):
+        family.add_metric(field.split("\t"), int(count))
+    return family
+
+
+def _histogram(fields: dict[str, str]) -> Metric:
+    """Per-bucket counts (``type\\t<bucket index>``) and sums as cumulative Prometheus buckets."""
+    family = HistogramMetricFamily("taskqueue_task_duration_seconds",
+                                   "Execution time of each task execution", labels=["type"])
+    by_type: dict[str, dict[str, str]] = {}
+    for field, value in fields.items():
+        task_type, part = field.split("\t")
+        by_type.setdefault(task_type, {})[part] = value
+    for task_type, parts in sorted(by_type.items()):
+        cumulative, buckets = 0, []
+        bounds = [*(f"{b}" for b in DURATION_BUCKETS), "+Inf"]
+        for index, bound in enumerate(bounds, start=1):
+            cumulative += int(parts.get(str(index), 0))
+            buckets.append((bound, cumulative))
+        family.add_metric([task_type], buckets, sum_value=float(parts.get("sum", 0)))
+    return family
+
+
+class _GunicornMetrics(GunicornInternalPrometheusMetrics):
+    """The exporter's multiprocess registry is built per scrape; add the cluster collector."""
+
+    def __init__(self, app: Flask, cluster: ClusterCollector, **kwargs: Any) -> None:
+        self.cluster = cluster
+        super().__init__(app, **kwargs)
+
+    def generate_metrics(self, accept_header: str | None = None,
+                         names: list[str] | None = None) -> tuple[str, str]:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        registry.register(self.cluster)
+        if names:
+            registry = registry.restricted_registry(names)
+        encoder, content_type = choose_encoder(accept_header)
+        return encoder(registry).decode("utf-8"), content_type
+
+
+def init_app(app: Flask, store: Callable[[], Store]) -> PrometheusMetrics:
+    """Serve ``/metrics`` on ``app``."""
+    cluster = ClusterCollector(store)
+    options = {"group_by": "url_rule"}  # bounded labels: the route, never the raw path
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return _GunicornMetrics(app, cluster, **options)
+    registry = CollectorRegistry()  # per app: tests build many apps in one process
+    registry.register(cluster)
+    return PrometheusMetrics(app, registry=registry, **options)
+

@@ -1,0 +1,232 @@
+"""WebSockets: ``/ws`` (the event stream) and ``/api/v1/ws/tasks/<client_id>`` (the tracker).
+
+Each connection gets an :class:`~app.outbox.Outbox` for its writes and a subscription at this
+process's :class:`~app.hub.Hub`. ``/ws`` replays history first (``last_event_id``), then goes
+live with the hub writing frames directly; the tracker's thread turns events into
+``task_update`` messages. ``permessage-deflate`` is declined at the handshake, so one encoded
+frame serves every connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import socket
+import threading
+from typing import Any
+
+from flask import Flask, current_app, request
+from flask_sock import ConnectionClosed, Sock
+from marshmallow import Schema, fields
+
+from celery_app import keys
+from celery_app.errors import TaskNotFound
+from celery_app.events import Event, EventFilter, id_key, is_event_id, read_after
+from celery_app.runtime import redis_client
+
+from .hub import READ_BLOCK_MS, Hub, Subscription, frame_bytes
+from .openapi import document
+from .outbox import Outbox, attach_outbox, text_frame
+from .services import services, store
+
+logger = logging.getLogger(__name__)
+
+TOO_SLOW = (1008, "client too slow")
+EVENT_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
+
+sock = Sock()
+
+
+class EventQuerySchema(Schema):
+    """``/ws`` query string (validated by :meth:`EventFilter.parse`)."""
+
+    types = fields.String(metadata={"description": "comma list; `task.*` style prefixes"})
+    task_id = fields.String()
+    last_event_id = fields.String(metadata={"pattern": EVENT_ID_PATTERN})
+
+
+def hub() -> Hub:
+    return current_app.extensions["taskqueue_hub"]
+
+
+def _end(ws: Any, outbox: Outbox) -> None:
+    """Close a connection that was dropped as too slow (with a reason when it can still hear)."""
+    logger.info("dropping a WebSocket client: %s", outbox.dropped or "queue overflow")
+    if outbox.dropped in {None, "backlog overflow"}:
+        outbox.dropped = None
+        with contextlib.suppress(Exception):  # closing a connection that may be broken
+            ws.close(*TOO_SLOW)
+            outbox.flush()
+    with contextlib.suppress(OSError):
+        outbox.raw.shutdown(socket.SHUT_RDWR)
+    raise ConnectionClosed()
+
+
+def _watch(ws: Any, outbox: Outbox, subscription: Subscription) -> None:
+    """The connection thread's life once live: flush backlogs, notice ends."""
+    while True:
+        outbox.wake.wait(timeout=1.0)
+        outbox.wake.clear()
+        if outbox.dropped or subscription.overflowed:
+            _end(ws, outbox)
+        outbox.flush()
+        if not ws.connected:
+            raise ConnectionClosed()
+
+
+def _send(ws: Any, outbox: Outbox, frame: dict[str, Any]) -> None:
+    """Send one JSON frame from the connection thread (ordered with everything else)."""
+    outbox.write(text_frame(json.dumps(frame).encode()))
+    outbox.flush()
+    if outbox.dropped:
+        _end(ws, outbox)
+
+
+@sock.route("/ws")
+@document(summary="Event stream (WebSocket)", tags=("events",),
+          query=EventQuerySchema, responses={101: (None, "Switching Protocols")},
+          description="WebSocket. Each message is one JSON event "
+                      "`{id, type, timestamp, data}`. `types` filters by exact names or "
+                      "`prefix.*`; `task_id` by task; `last_event_id` replays what was missed "
+                      "since that event before going live.")
+def event_socket(ws: Any) -> None:
+    """Every event as one JSON frame; ``types``/``task_id`` filter, ``last_event_id`` replays."""
+    outbox = attach_outbox(ws)
+    after = request.args.get("last_event_id") or None
+    try:
+        wanted = EventFilter.parse(request.args.get("types"), request.args.get("task_id"))
+        if after is not None and not is_event_id(after):
+            raise ValueError("last_event_id must be an event id such as 1763800000000-0")
+    except ValueError as exc:
+        _send(ws, outbox, {"type": "error", "message": str(exc)})
+        ws.close(1008, str(exc))
+        outbox.flush()
+        return
+    subscription = hub().subscribe(wanted.matches, outbox)
+    try:
+        sent = (0, 0)
+        if after is not None:  # history first; live events queue up meanwhile
+            for event in read_after(services().celery.runtime.redis, after):
+                if wanted.matches(event):
+                    outbox.write(frame_bytes(event))
+                    outbox.flush()
+                    if outbox.dropped:
+                        _end(ws, outbox)
+                sent = id_key(event.id)
+        subscription.go_live(sent, frame_bytes)
+        _watch(ws, outbox, subscription)
+    finally:
+        hub().unsubscribe(subscription)
+
+
+def task_update(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The tracker's view of a task."""
+    update = {"type": "task_update", "task_id": envelope["task_id"], "status": envelope["status"],
+              "state": envelope["state"], "progress": envelope.get("progress", 0)}
+    if "error" in envelope:
+        update["error_message"] = envelope["error"]
+    if "result" in envelope:
+        update["result"] = envelope["result"]
+    return update
+
+
+def _update_from_event(event: Event) -> dict[str, Any]:
+    data = event.data
+    update = {"type": "task_update", "task_id": data["task_id"], "status": data.get("status"),
+              "state": data.get("state"), "progress": data.get("progress", 0)}
+    if data.get("error"):
+        update["error_message"] = data["error"]
+    if event.type == "task.completed":
+        raw = store().redis.hget(keys.task(data["task_id"]), "result")
+        if raw is not None:
+            update["result"] = json.loads(raw)
+    return update
+
+
+def _read_client(ws: Any, subscription: Subscription) -> None:
+    """Forward what the client sends into the connection's queue (own thread)."""
+    try:
+        while True:
+            subscription.queue.put(("client", ws.receive()))
+    except ConnectionClosed:
+        subscription.queue.put(("closed", None))
+
+
+def _handle(ws: Any, outbox: Outbox, raw: Any, watched: set[str]) -> None:
+    try:
+        message = json.loads(raw)
+        kind = message["type"] if isinstance(message, dict) else None
+    except (TypeError, ValueError, KeyError):
+        kind, message = None, {}
+    if kind == "ping":
+        _send(ws, outbox, {"type": "pong"})
+        return
+    task_id = message.get("task_id") if kind in {"subscribe", "unsubscribe"} else None
+    if not isinstance(task_id, str) or not task_id:
+        error = ("task_id is required" if kind in {"subscribe", "unsubscribe"} else
+                 "expected a JSON object with type subscribe, unsubscribe or ping")
+        _send(ws, outbox, {"type": "error", "message": error})
+        return
+    if kind == "unsubscribe":
+        watched.discard(task_id)
+        return
+    watched.add(task_id)  # before reading the state: no change can slip between
+    try:
+        _send(ws, outbox, task_update(store().get(task_id)))
+    except TaskNotFound:
+        watched.discard(task_id)
+        _send(ws, outbox, {"type": "error", "task_id": task_id, "message": "task not found"})
+
+
+@sock.route("/api/v1/ws/tasks/<client_id>")
+@document(summary="Task updates for subscribed tasks (WebSocket)", tags=("events",),
+          responses={101: (None, "Switching Protocols")},
+          description="WebSocket. Send `{\"type\":\"subscribe\",\"task_id\":…}`, "
+                      "`{\"type\":\"unsubscribe\",…}` or `{\"type\":\"ping\"}`; receive "
+                      "`task_update` messages `{type, task_id, status, state, progress, "
+                      "error_message?, result?}`, `pong`, and `error` messages.")
+def tracker_socket(ws: Any, client_id: str) -> None:
+    """The upload tracker's protocol: subscribe/unsubscribe/ping, task_update pushes."""
+    outbox = attach_outbox(ws)
+    watched: set[str] = set()
+    subscription = hub().subscribe(
+        lambda event: event.type.startswith("task.") and event.data.get("task_id") in watched)
+    threading.Thread(target=_read_client, args=(ws, subscription), daemon=True,
+                     name=f"ws-reader-{client_id}"[:60]).start()
+    try:
+        while True:
+            if subscription.overflowed or outbox.dropped:
+                _end(ws, outbox)
+            try:
+                item = subscription.queue.get(timeout=1.0)
+            except queue.Empty:
+                outbox.flush()
+                if not ws.connected:
+                    return
+                continue
+            if isinstance(item, tuple):
+                if item[0] == "closed":
+                    return
+                _handle(ws, outbox, item[1], watched)
+            elif item.data.get("task_id") in watched:
+                _send(ws, outbox, _update_from_event(item))
+    finally:
+        hub().unsubscribe(subscription)
+
+
+def init_app(app: Flask) -> None:
+    """Register both WebSocket routes and this process's hub."""
+    settings = app.extensions["taskqueue"].settings
+    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": 25})
+    app.extensions["taskqueue_hub"] = Hub(
+        lambda: redis_client(settings, socket_timeout=READ_BLOCK_MS / 1000 + 5))
+
+    @app.before_request
+    def decline_compression() -> None:
+        """One encoded frame serves every connection only if none negotiates deflate."""
+        if request.url_rule is not None and request.url_rule.websocket:
+            request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+
+    sock.init_app(app)

@@ -1,0 +1,135 @@
+"""Listing and statistics cost as stored tasks grow: 10k, 100k and 1M envelopes.
+
+Method: a private redis-server is filled with N real envelopes through the store's own submit
+script (pipelined, adopting mode: envelope, indexes and event, no Celery message), a third of
+them moved to other states through the store's transitions so the per-state indexes are not
+trivial. Then ``GET /api/v1/tasks`` is timed in-process through the Flask app (so the numbers
+are the app's and Redis's work, not an HTTP client's): page 1 and a deep page (the middle of
+the index), unfiltered and filtered by status, sorted by created_at and by priority, plus
+``GET /api/v1/tasks/statistics``. Each figure is the median and p99 of ``--requests`` calls.
+"Flat" means the figures do not grow with N: the indexes make a page O(log n + page size).
+
+    .venv/bin/python bench/listing.py                 # 10k, 100k, 1M (about 4 minutes)
+    .venv/bin/python bench/listing.py --sizes 10000,100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app import create_app  # noqa: E402
+from celery_app import keys, model  # noqa: E402
+from celery_app.settings import Settings  # noqa: E402
+from tests.harness import RedisServer  # noqa: E402
+
+BATCH = 2000
+QUERIES = {
+    "page 1": "page=1&page_size=20",
+    "deep page": "page={deep}&page_size=20",
+    "status=pending, page 1": "status=pending&page=1&page_size=20",
+    "sort_by=priority, deep": "sort_by=priority&page={deep}&page_size=20",
+}
+
+
+def fill(app, target: int) -> None:
+    """Add envelopes until ``target`` are stored (real submit script, pipelined)."""
+    runtime = app.extensions["taskqueue"].celery.runtime
+    client, store = runtime.redis, runtime.store
+    script = store._scripts["submit"]  # the production script, batched for loading speed
+    stored = client.zcard(keys.index("created"))
+    priorities = list(model.PRIORITIES)
+    while stored < target:
+        pipe = client.pipeline(transaction=False)
+        count = min(BATCH, target - stored)
+        moment = model.now()
+        for n in range(count):
+            task_id = model.new_task_id()
+            envelope = {
+                "id": task_id, "type": "echo", "payload": {"n": stored + n},
+                "priority": priorities[(stored + n) % 4], "state": model.PENDING,
+                "progress": 0, "attempts": 0, "max_retries": 3, "timeout": 300,
+                "metadata": {}, "created_at": model.iso(moment),
+                "updated_at": model.iso(moment), "created_ms": model.ms(moment) + n,
+            }
+            flat = [item for pair in model.encode(envelope).items() for item in pair]
+            script(keys=[keys.task(task_id)],
+                   args=[keys.PREFIX, model.iso(moment), model.ms(moment), 1000, task_id, "",
+                         0, "bench", "", "", *flat], client=pipe)
+        pipe.execute()
+        stored += count
+    # a third of all tasks in other states, through the store's transitions
+    ids = client.zrange(keys.index("created", "state:pending"), 0, target // 3 - 1)
+    cancel = store._scripts["cancel"]
+    for chunk in range(0, len(ids), BATCH):
+        pipe = client.pipeline(transaction=False)
+        moment = model.now()
+        for task_id in ids[chunk:chunk + BATCH]:
+            cancel(keys=[keys.task(task_id)],
+                   args=[keys.PREFIX, model.iso(moment), model.ms(moment), 1000, task_id],
+                   client=pipe)
+        pipe.execute()
+    client.delete(keys.events())  # the bench's events are not part of what is measured
+
+
+def timed(client, path: str, requests: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(path)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.get_json()
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"command: {shlex.join(sys.orig_argv)}")
+    print(f"machine: nproc={os.cpu_count()}, load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    server = RedisServer().start()
+    try:
+        app = create_app(Settings(redis_url=server.url()))
+        client = app.test_client()
+        redis = app.extensions["taskqueue"].celery.runtime.redis
+        rows = []
+        for size in sizes:
+            started = time.monotonic()
+            fill(app, size)
+            memory = redis.info("memory")["used_memory"]
+            print(f"stored {size} tasks in {time.monotonic() - started:.0f} s "
+                  f"({memory / size:.0f} bytes of Redis memory per task)", flush=True)
+            deep = size // 20 // 2
+            row = [f"{size:,}"]
+            for query in QUERIES.values():
+                p50, p99 = timed(client, "/api/v1/tasks?" + query.format(deep=deep),
+                                 args.requests)
+                row.append(f"{p50:.2f} / {p99:.2f}")
+            p50, p99 = timed(client, "/api/v1/tasks/statistics", args.requests)
+            row.append(f"{p50:.2f} / {p99:.2f}")
+            rows.append(row)
+        print("\nmedian / p99 ms per request (in-process Flask app + Redis):\n")
+        print("| stored tasks | " + " | ".join(QUERIES) + " | statistics |")
+        print("|---" * (len(QUERIES) + 2) + "|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

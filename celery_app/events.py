@@ -1,0 +1,108 @@
+"""The event stream ``tq:events``: what each entry means and how readers select from it.
+
+Transitions append their event in the same Lua call that makes them; worker presence and queue
+depth append theirs from the worker. Each entry has two fields, ``type`` and ``data`` (JSON);
+the entry id is the event's ``id``, and its millisecond part its ``timestamp``. The stream is
+capped (``EVENTS_MAXLEN``), so a reader can replay what it missed while it is still kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from . import keys, model
+
+EVENT_TYPES = (
+    "task.submitted", "task.started", "task.progress", "task.completed", "task.failed",
+    "task.retrying", "task.cancelled", "task.dead_letter", "worker.joined", "worker.left",
+    "worker.paused", "worker.resumed", "queue.depth",
+)
+
+
+MAX_ID_PART = 2**64 - 1
+
+
+def is_event_id(value: str) -> bool:
+    """Whether ``value`` is a stream id Redis accepts (``<ms>-<seq>``, each below 2^64)."""
+    ms, sep, seq = value.partition("-")
+    return (bool(sep) and ms.isascii() and ms.isdigit() and seq.isascii() and seq.isdigit()
+            and int(ms) <= MAX_ID_PART and int(seq) <= MAX_ID_PART)
+
+
+def id_key(event_id: str) -> tuple[int, int]:
+    """A stream id as a sortable pair."""
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the event stream."""
+
+    id: str
+    type: str
+    data: dict[str, Any]
+
+    @classmethod
+    def from_entry(cls, entry_id: str, fields: dict[str, str]) -> Event:
+        return cls(entry_id, fields["type"], json.loads(fields.get("data") or "{}"))
+
+    def frame(self) -> dict[str, Any]:
+        """The event as a WebSocket client receives it."""
+        ms = id_key(self.id)[0]
+        moment = datetime.fromtimestamp(ms / 1000, UTC)
+        return {"id": self.id, "type": self.type, "timestamp": model.iso(moment),
+                "data": self.data}
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a reader wants: types (exact names or ``prefix.*``) and/or one task."""
+
+    types: frozenset[str] = field(default_factory=frozenset)
+    task_id: str | None = None
+
+    @classmethod
+    def parse(cls, types: str | None, task_id: str | None) -> EventFilter:
+        """From query parameters; raises ``ValueError`` naming an unknown type."""
+        wanted = frozenset(t.strip() for t in (types or "").split(",") if t.strip())
+        for name in wanted:
+            prefix = name[:-1] if name.endswith(".*") else None
+            if not (any(t.startswith(prefix) for t in EVENT_TYPES) if prefix
+                    else name in EVENT_TYPES):
+                raise ValueError(f"unknown event type {name!r}")
+        return cls(wanted, task_id or None)
+
+    def matches(self, event: Event) -> bool:
+        if self.task_id is not None and event.data.get("task_id") != self.task_id:
+            return False
+        if not self.types:
+            return True
+        return any(
+            event.type.startswith(t[:-1]) if t.endswith(".*") else event.type == t
+            for t in self.types
+        )
+
+
+def read_after(client: redis.Redis, after: str, count: int = 500) -> Iterator[Event]:
+    """Every kept event after ``after`` (exclusive), oldest first, read in batches."""
+    start = f"({after}"
+    while True:
+        entries = client.xrange(keys.events(), min=start, count=count)
+        for entry_id, fields in entries:
+            yield Event.from_entry(entry_id, fields)
+        if len(entries) < count:
+            return
+        start = f"({entries[-1][0]}"
+
+
+def last_id(client: redis.Redis) -> str:
+    """The id of the newest event ("0-0" when the stream is empty)."""
+    newest = client.xrevrange(keys.events(), count=1)
+    return newest[0][0] if newest else "0-0"

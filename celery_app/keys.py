@@ -1,0 +1,112 @@
+"""The Redis key schema: every key this service writes is built here and nowhere else.
+
+Celery's own keys (queue lists ``critical``/``high``/``normal``/``low``, ``unacked*``, ``_kombu.*``,
+``celery-task-meta-*``) are Celery's; ours all start with ``tq:`` and never reuse those names.
+
+=============================  ======  ======  ===========================  =====================
+key                            type    TTL     written by                   read by
+=============================  ======  ======  ===========================  =====================
+``tq:task:<id>``               hash    --      store scripts (web, worker)  GET/list, workers
+``tq:idx:<sort>:<filter>``     zset    --      store scripts                list, statistics
+``tq:delayed``                 zset    --      store scripts                promoter (worker)
+``tq:delayed:msg``             hash    --      store scripts                promoter (worker)
+``tq:events``                  stream  MAXLEN  store scripts, signals       WebSocket fan-out
+``tq:dlq``                     stream  --      store scripts                admin DLQ API
+``tq:idem:<key>``              string  24 h    submit script                submit script
+``tq:stats``                   hash    --      store scripts                statistics
+``tq:final``                   zset    --      store scripts                retention sweep
+``tq:workers``                 zset    --      worker heartbeat             admin, reaper
+``tq:worker:<hostname>``       hash    3 hb    worker heartbeat             admin, reaper
+``tq:lock:<name>``             string  PX      lock holders (worker)        lock holders
+``tq:paused``                  hash    --      pause API (web)              workers (every tick)
+``tq:metrics:<name>``          hash    --      store scripts                /metrics collector
+=============================  ======  ======  ===========================  =====================
+
+Index zsets (``tq:idx:<sort>:<filter>``): ``sort`` is ``created``, ``updated`` or ``priority``
+(score = priority × 10¹³ + created ms); ``filter`` is ``all``, ``state:<state>``,
+``status:<status>`` or ``type:<type>``. Each task sits in 4 filters × 3 sorts; ties on a score
+order by id, so pages are stable. The Lua scripts build the same names from :data:`PREFIX`
+(one Redis, not Cluster — as for Celery's Redis transport).
+"""
+
+from __future__ import annotations
+
+PREFIX = "tq:"
+SORTS = ("created", "updated", "priority")
+#: Suffixes of the lists kombu keeps prioritised messages in (never used here, but counted).
+KOMBU_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+
+
+def task(task_id: str) -> str:
+    """The envelope hash of one task."""
+    return f"{PREFIX}task:{task_id}"
+
+
+def index(sort: str, filter_: str = "all") -> str:
+    """One listing index; ``filter_`` is ``all`` or ``<dimension>:<value>``."""
+    return f"{PREFIX}idx:{sort}:{filter_}"
+
+
+def delayed() -> str:
+    """Tasks waiting for a time (scheduled, retry backoff): score = due time in ms."""
+    return f"{PREFIX}delayed"
+
+
+def delayed_messages() -> str:
+    """The Celery message each delayed task will be released with: id → ``delivery\\nmessage``."""
+    return f"{PREFIX}delayed:msg"
+
+
+def events() -> str:
+    """The event stream (every transition, worker events)."""
+    return f"{PREFIX}events"
+
+
+def dlq() -> str:
+    """The dead-letter stream."""
+    return f"{PREFIX}dlq"
+
+
+def idempotency(key: str) -> str:
+    """The task id a client's ``Idempotency-Key`` maps to."""
+    return f"{PREFIX}idem:{key}"
+
+
+def stats() -> str:
+    """Cluster-wide counters (durations, outcomes)."""
+    return f"{PREFIX}stats"
+
+
+def final() -> str:
+    """Tasks in a final state, scored by when they got there (ms): the retention sweep's list."""
+    return f"{PREFIX}final"
+
+
+def workers() -> str:
+    """Known workers: hostname → last heartbeat (ms)."""
+    return f"{PREFIX}workers"
+
+
+def worker(hostname: str) -> str:
+    """One worker's heartbeat record."""
+    return f"{PREFIX}worker:{hostname}"
+
+
+def paused() -> str:
+    """Workers told to stop consuming: hostname → when (kept across worker restarts)."""
+    return f"{PREFIX}paused"
+
+
+def metrics(name: str) -> str:
+    """Cluster-wide counters: ``submitted``, ``completed``, ``duration`` (histogram buckets)."""
+    return f"{PREFIX}metrics:{name}"
+
+
+def lock(name: str) -> str:
+    """A cluster-wide lock held with an expiry."""
+    return f"{PREFIX}lock:{name}"
+
+
+def queue_lists(queue: str) -> list[str]:
+    """Every Redis list kombu may keep messages of ``queue`` in."""
+    return [queue + suffix for suffix in KOMBU_PRIORITY_SUFFIXES]

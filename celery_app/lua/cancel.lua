@@ -1,0 +1,15 @@
+-- Cancel a task that has not started: pending, scheduled or retrying -> cancelled. Its queued
+-- message stays in Celery's list and is skipped at claim; a parked one is dropped here.
+-- ARGV[5] id. Returns {'ok', envelope}, {'conflict', state} or {'missing'}.
+local id = ARGV[5]
+local h = load(id)
+if not h then return {'missing'} end
+local old = h.state
+if old ~= 'pending' and old ~= 'scheduled' and old ~= 'retrying' then return {'conflict', old} end
+unpark(id)
+update(id, {'state', 'cancelled', 'next_retry_at', false})
+index_move(id, h, old, 'cancelled')
+mark_final(id)
+emit('task.cancelled', id, h)
+count_outcome(h, 'cancelled')
+return {'ok', envelope(id)}

@@ -1,0 +1,40 @@
+-- Record how one execution ended. Only the execution that holds the live delivery may do so.
+-- ARGV[5] id, [6] delivery, [7] outcome: completed | retrying | dead_letter,
+-- [8] result JSON (completed) or error text, [9] next_retry_at ISO (retrying),
+-- [10] due ms, [11] next delivery, [12] next message (retrying), [13] DLQ reason (dead_letter).
+-- Returns {'ok', envelope} or {'stale', state}.
+local id, delivery, outcome, detail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local h = load(id)
+if not h then return {'stale', 'missing'} end
+if h.state ~= 'running' or (h.delivery or '') ~= delivery then return {'stale', h.state} end
+
+local elapsed = NOW_MS - tonumber(h.started_ms or NOW_MS)
+observe_duration(h, elapsed)
+if outcome == 'completed' then
+  h.progress = '100'
+  update(id, {'state', 'completed', 'result', detail, 'progress', '100',
+              'completed_at', NOW_ISO, 'error', false})
+  index_move(id, h, 'running', 'completed')
+  count_processing(id, elapsed)
+  mark_final(id)
+  emit('task.completed', id, h, {duration_ms = elapsed})
+  count_outcome(h, 'completed')
+  return {'ok', envelope(id)}
+end
+
+emit('task.failed', id, h, {error = detail, duration_ms = elapsed})
+if outcome == 'retrying' then
+  update(id, {'state', 'retrying', 'error', detail, 'next_retry_at', ARGV[9]})
+  index_move(id, h, 'running', 'retrying')
+  park(id, ARGV[10], ARGV[11], ARGV[12])
+  emit('task.retrying', id, h, {error = detail, next_retry_at = ARGV[9]})
+else
+  local dlq_id = redis.call('XADD', P .. 'dlq', '*', 'task_id', id, 'reason', ARGV[13],
+                            'added_at', NOW_ISO)
+  update(id, {'state', 'dead_letter', 'error', detail, 'completed_at', NOW_ISO, 'dlq_id', dlq_id})
+  index_move(id, h, 'running', 'dead_letter')
+  mark_final(id)
+  emit('task.dead_letter', id, h, {error = detail, reason = ARGV[13]})
+  count_outcome(h, 'dead_letter')
+end
+return {'ok', envelope(id)}

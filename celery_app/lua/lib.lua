@@ -1,0 +1,149 @@
+-- Shared by every store script (prepended when the script is loaded).
+-- ARGV[1] key prefix, ARGV[2] now (ISO-8601), ARGV[3] now (ms), ARGV[4] events stream MAXLEN;
+-- a script's own arguments start at ARGV[5]. Key names mirror celery_app/keys.py.
+local P = ARGV[1]
+local NOW_ISO = ARGV[2]
+local NOW_MS = tonumber(ARGV[3])
+local EVENTS_MAXLEN = ARGV[4]
+
+local STATUS = {pending = 'pending', scheduled = 'pending', retrying = 'pending',
+                running = 'processing', completed = 'completed', failed = 'failed',
+                dead_letter = 'failed', cancelled = 'cancelled'}
+local PRIORITY = {low = 0, normal = 1, high = 2, critical = 3}
+local FINAL = {completed = true, failed = true, dead_letter = true, cancelled = true}
+local SORTS = {'created', 'updated', 'priority'}
+-- Fields every transition needs to read.
+local CORE = {'id', 'state', 'type', 'priority', 'created_ms', 'delivery', 'attempts',
+              'max_retries', 'progress', 'started_ms', 'dlq_id', 'error', 'worker_id',
+              'duration_ms'}
+
+local function int(n) return string.format('%.0f', n) end
+local function task_key(id) return P .. 'task:' .. id end
+local function idx(sort, filter) return P .. 'idx:' .. sort .. ':' .. filter end
+
+local function load(id)
+  local values = redis.call('HMGET', task_key(id), unpack(CORE))
+  if not values[2] then return nil end
+  local h = {}
+  for i, name in ipairs(CORE) do h[name] = values[i] or nil end
+  return h
+end
+
+local function score(sort, h)
+  local created = tonumber(h.created_ms)
+  if sort == 'created' then return created end
+  if sort == 'updated' then return NOW_MS end
+  return PRIORITY[h.priority] * 1e13 + created
+end
+
+local function index_put(id, h, filter)
+  for _, sort in ipairs(SORTS) do redis.call('ZADD', idx(sort, filter), int(score(sort, h)), id) end
+end
+
+local function index_drop(id, filter)
+  for _, sort in ipairs(SORTS) do redis.call('ZREM', idx(sort, filter), id) end
+end
+
+-- Index a new task in all four filters.
+local function index_add(id, h)
+  for _, f in ipairs({'all', 'state:' .. h.state, 'status:' .. STATUS[h.state], 'type:' .. h.type}) do
+    index_put(id, h, f)
+  end
+end
+
+local function index_remove(id, h)
+  for _, f in ipairs({'all', 'state:' .. h.state, 'status:' .. STATUS[h.state], 'type:' .. h.type}) do
+    index_drop(id, f)
+  end
+end
+
+-- Move a task between state/status filters and refresh its updated score everywhere.
+local function index_move(id, h, old, new)
+  h.state = new
+  if old ~= new then index_drop(id, 'state:' .. old) end
+  index_put(id, h, 'state:' .. new)
+  if STATUS[old] ~= STATUS[new] then index_drop(id, 'status:' .. STATUS[old]) end
+  index_put(id, h, 'status:' .. STATUS[new])
+  for _, f in ipairs({'all', 'type:' .. h.type}) do
+    redis.call('ZADD', idx('updated', f), int(NOW_MS), id)
+  end
+end
+
+-- Append one event; data carries the task's scalar view plus `extra` fields.
+local function emit(event_type, id, h, extra)
+  local data = {task_id = id, type = h.type, priority = h.priority, state = h.state,
+                status = STATUS[h.state], progress = tonumber(h.progress or '0'),
+                attempts = tonumber(h.attempts or '0')}
+  if extra then for k, v in pairs(extra) do data[k] = v end end
+  return redis.call('XADD', P .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+                    'type', event_type, 'data', cjson.encode(data))
+end
+
+-- Change fields of the envelope (pairs name, value; value false deletes) and stamp updated_at.
+local function update(id, changes)
+  local set = {'updated_at', NOW_ISO}
+  local del = {}
+  for i = 1, #changes, 2 do
+    local name, value = changes[i], changes[i + 1]
+    if value == false then table.insert(del, name)
+    else table.insert(set, name); table.insert(set, value) end
+  end
+  redis.call('HSET', task_key(id), unpack(set))
+  if #del > 0 then redis.call('HDEL', task_key(id), unpack(del)) end
+end
+
+-- Put the Celery message of a task on its queue (the queue is the priority's name).
+local function push(id, h, delivery, message)
+  redis.call('LPUSH', h.priority, message)
+  redis.call('ZREM', P .. 'delayed', id)
+  redis.call('HDEL', P .. 'delayed:msg', id)
+  return delivery
+end
+
+-- Park the next message of a task until `due_ms`.
+local function park(id, due_ms, delivery, message)
+  redis.call('ZADD', P .. 'delayed', due_ms, id)
+  redis.call('HSET', P .. 'delayed:msg', id, delivery .. '\n' .. message)
+end
+
+local function unpark(id)
+  redis.call('ZREM', P .. 'delayed', id)
+  redis.call('HDEL', P .. 'delayed:msg', id)
+end
+
+local function envelope(id) return redis.call('HGETALL', task_key(id)) end
+
+-- Final states are kept for TASK_RETENTION_SECONDS: tq:final scores each by when it ended.
+local function mark_final(id) redis.call('ZADD', P .. 'final', int(NOW_MS), id) end
+local function unmark_final(id) redis.call('ZREM', P .. 'final', id) end
+
+-- Processing time of completed tasks, for statistics; purging a task takes its share back.
+local function count_processing(id, elapsed_ms)
+  redis.call('HSET', task_key(id), 'duration_ms', int(elapsed_ms))
+  redis.call('HINCRBY', P .. 'stats', 'duration_ms_sum', int(elapsed_ms))
+  redis.call('HINCRBY', P .. 'stats', 'duration_count', 1)
+end
+
+-- Cluster-wide metrics (read at scrape time by app/metrics.py). Upper bounds of the duration
+-- histogram's buckets in seconds; celery_app/metrics.py holds the same list.
+local BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}
+
+local function count_submitted(h)
+  redis.call('HINCRBY', P .. 'metrics:submitted', h.type .. '\t' .. h.priority, 1)
+end
+
+local function count_outcome(h, status)
+  redis.call('HINCRBY', P .. 'metrics:completed', h.type .. '\t' .. status, 1)
+end
+
+-- One execution's duration: a count in its bucket (index into BUCKETS, #BUCKETS+1 = +Inf).
+local function observe_duration(h, elapsed_ms)
+  local seconds = elapsed_ms / 1000
+  local bucket = #BUCKETS + 1
+  for i, bound in ipairs(BUCKETS) do
+    if seconds <= bound then bucket = i; break end
+  end
+  local key = P .. 'metrics:duration'
+  redis.call('HINCRBY', key, h.type .. '\t' .. bucket, 1)
+  redis.call('HINCRBYFLOAT', key, h.type .. '\tsum', seconds)
+end

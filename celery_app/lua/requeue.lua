@@ -1,0 +1,32 @@
+-- Queue an existing task again under the same id with a new delivery (retry endpoint, DLQ retry).
+-- ARGV[5] id, [6] allowed states (space separated), [7] delivery, [8] message, [9] reset ('1':
+-- attempts, progress, error and results cleared). Returns {'ok', envelope}, {'conflict', state}
+-- or {'missing'}.
+local id, allowed, delivery, message, reset = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local h = load(id)
+if not h then return {'missing'} end
+local old = h.state
+if not string.find(' ' .. allowed .. ' ', ' ' .. old .. ' ', 1, true) then
+  return {'conflict', old}
+end
+local changes = {'state', 'pending', 'delivery', delivery, 'next_retry_at', false}
+if reset == '1' then
+  h.attempts, h.progress = '0', '0'
+  for _, c in ipairs({'attempts', '0', 'progress', '0', 'error', false, 'result', false,
+                      'started_at', false, 'completed_at', false, 'worker_id', false,
+                      'dlq_id', false}) do
+    table.insert(changes, c)
+  end
+end
+if h.dlq_id then redis.call('XDEL', P .. 'dlq', h.dlq_id) end
+if h.duration_ms then  -- it is no longer a completed task
+  redis.call('HINCRBY', P .. 'stats', 'duration_ms_sum', 0 - tonumber(h.duration_ms))
+  redis.call('HINCRBY', P .. 'stats', 'duration_count', -1)
+  table.insert(changes, 'duration_ms'); table.insert(changes, false)
+end
+unmark_final(id)
+update(id, changes)
+index_move(id, h, old, 'pending')
+push(id, h, delivery, message)
+emit('task.submitted', id, h, {requeued_from = old})
+return {'ok', envelope(id)}

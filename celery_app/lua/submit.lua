@@ -1,0 +1,27 @@
+-- Create a task: envelope, indexes, event, and its Celery message (queued now, or parked until
+-- due_ms when scheduled), in one step. With an idempotency key already seen, return that task.
+-- ARGV[5] id, [6] idempotency key ('' for none), [7] its TTL (s), [8] delivery, [9] message,
+-- [10] due ms ('' to queue now), [11..] envelope field/value pairs. An empty message adopts a
+-- task that Celery publishes itself (a direct send_task/delay): envelope only.
+-- Returns {1, envelope} when created, {0, envelope} for an idempotent repeat.
+local id, idem, idem_ttl = ARGV[5], ARGV[6], ARGV[7]
+local delivery, message, due = ARGV[8], ARGV[9], ARGV[10]
+
+if idem ~= '' then
+  local seen = redis.call('GET', idem)
+  if seen and redis.call('EXISTS', task_key(seen)) == 1 then return {0, envelope(seen)} end
+  redis.call('SET', idem, id, 'EX', idem_ttl)
+end
+if redis.call('EXISTS', task_key(id)) == 1 then return redis.error_reply('task exists') end
+
+local fields = {}
+for i = 11, #ARGV do table.insert(fields, ARGV[i]) end
+redis.call('HSET', task_key(id), 'delivery', delivery, unpack(fields))
+local h = load(id)
+index_add(id, h)
+if message == '' then  -- adopted: the message is published by Celery itself
+elseif due == '' then push(id, h, delivery, message)
+else park(id, due, delivery, message) end
+emit('task.submitted', id, h)
+count_submitted(h)
+return {1, envelope(id)}

@@ -1,0 +1,150 @@
+"""Cluster housekeeping that runs inside worker processes: no separate daemon to deploy.
+
+One worker at a time (whoever holds ``tq:lock:maintenance``, a lock with an expiry) does, on the
+worker's event-loop timer:
+
+- **promote** every ``PROMOTE_INTERVAL_SECONDS``: delayed tasks (``scheduled``, retry backoff)
+  whose time has come move into their Celery queue (one Lua call, atomic per task). Nothing
+  delayed ever sits unacknowledged in Celery, so the visibility timeout cannot duplicate it.
+- **sweep** every heartbeat interval: final-state tasks older than ``TASK_RETENTION_SECONDS``
+  are purged — envelope, index entries, DLQ entry and uploaded files together, so listings and
+  counts never show a dangling id.
+- **reap** every heartbeat interval: a ``running`` task is lost when its worker's heartbeat
+  record has expired, or when a heartbeat written after the task started does not list it as
+  active (its pool child died unrecorded, or the worker restarted under the same name). A lost
+  task is a failed attempt, queued again at once under the same id, or dead-lettered when its
+  retries are exhausted. The stale Celery message, if it ever comes back, is skipped at claim.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from celery import bootsteps
+from redis.exceptions import LockError
+
+from . import keys
+from .errors import InvalidState, TaskNotFound
+from .settings import Settings
+from .store import Store
+from .uploads import remove_task_files
+from .workers import Workers
+
+logger = logging.getLogger(__name__)
+
+PROMOTE_INTERVAL_SECONDS = 0.25
+#: queue.depth events go out at most this often, and only when a depth changed.
+QUEUE_DEPTH_INTERVAL_SECONDS = 1.0
+LOCK_TTL_SECONDS = 5.0
+#: A heartbeat must be this much younger than a claim before its silence about it counts.
+CLAIM_MARGIN_MS = 500
+
+
+def lost_tasks(store: Store) -> list[tuple[str, str, str]]:
+    """Running tasks whose execution is gone: ``(task_id, delivery, why)``."""
+    running = store.running_by_worker()
+    if not running:
+        return []
+    pipe = store.redis.pipeline(transaction=False)
+    for worker in running:
+        pipe.hmget(keys.worker(worker), "beat_ms", "active_ids")
+    lost: list[tuple[str, str, str]] = []
+    for (worker, tasks), (beat_ms, active) in zip(running.items(), pipe.execute(), strict=True):
+        if beat_ms is None:
+            lost += [(task_id, delivery, f"worker {worker} lost") for task_id, delivery, _ in tasks]
+            continue
+        listed = set(json.loads(active or "[]"))
+        lost += [
+            (task_id, delivery, f"execution lost on worker {worker}")
+            for task_id, delivery, started_ms in tasks
+            if task_id not in listed and started_ms < int(beat_ms) - CLAIM_MARGIN_MS
+        ]
+    return lost
+
+
+class Maintenance(bootsteps.StartStopStep):
+    """Promoter and reaper, run by whichever worker holds the maintenance lock."""
+
+    requires = {"celery_app.worker:Presence"}
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._timer = None
+        self._lock = None
+        self._holding = False
+        self._last_reap = 0.0
+        self._last_depths: dict[str, int] | None = None
+        self._last_depth_check = 0.0
+
+    def start(self, consumer: Any) -> None:
+        redis = consumer.app.runtime.redis
+        self._lock = redis.lock(keys.lock("maintenance"), timeout=LOCK_TTL_SECONDS,
+                                blocking=False, thread_local=False)
+        self._timer = consumer.timer.call_repeatedly(
+            PROMOTE_INTERVAL_SECONDS, self.tick, (consumer,), priority=5)
+
+    def stop(self, consumer: Any) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._holding and self._lock is not None:
+            with contextlib.suppress(LockError):
+                self._lock.release()
+            self._holding = False
+
+    def _hold(self) -> bool:
+        """Take or keep the lock; false when another worker holds it."""
+        assert self._lock is not None
+        try:
+            if self._holding:
+                self._lock.reacquire()
+            else:
+                self._holding = bool(self._lock.acquire(blocking=False))
+        except LockError:
+            self._holding = False
+        return self._holding
+
+    def _publish_depths(self, store: Store) -> None:
+        """Emit ``queue.depth`` when any queue's depth changed since the last one."""
+        depths = store.queue_depths()
+        if depths != self._last_depths:
+            self._last_depths = depths
+            data = {"queues": depths, "total": sum(depths.values())}
+            store.redis.xadd(keys.events(), {"type": "queue.depth", "data": json.dumps(data)},
+                             maxlen=store.settings.events_maxlen, approximate=True)
+
+    def _sweep(self, store: Store, settings: Settings) -> None:
+        """Purge final tasks past their retention (a batch per tick)."""
+        for task_id in store.expired(settings.task_retention_seconds):
+            try:
+                store.purge(task_id)
+            except (TaskNotFound, InvalidState):  # retried or purged meanwhile
+                continue
+            remove_task_files(settings.upload_dir, task_id)
+
+    def tick(self, consumer: Any) -> None:
+        """Promote due tasks; reap lost ones once per heartbeat interval."""
+        try:
+            if not self._hold():
+                return
+            store = consumer.app.runtime.store
+            store.promote_due()
+            now = time.monotonic()
+            if now - self._last_depth_check >= QUEUE_DEPTH_INTERVAL_SECONDS:
+                self._last_depth_check = now
+                self._publish_depths(store)
+            if now - self._last_reap >= consumer.app.settings.worker_heartbeat_seconds:
+                self._last_reap = now
+                self._sweep(store, consumer.app.settings)
+                for hostname in Workers(store).forget_departed():
+                    logger.warning("worker %s left (heartbeat expired)", hostname)
+                for task_id, delivery, why in lost_tasks(store):
+                    state = store.recover_lost(task_id, delivery, why)
+                    logger.warning("recovered %s (%s): now %s", task_id, why, state)
+                store.promote_due()
+        except Exception:
+            logger.warning("maintenance tick failed", exc_info=True)

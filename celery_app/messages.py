@@ -1,0 +1,83 @@
+"""Celery messages built as bytes, so a store script can queue one in the same step as it
+changes the envelope.
+
+The message is Celery's protocol 2 (``app.amqp.as_task_v2``) inside the envelope kombu's Redis
+transport pushes for a publish on the default exchange: exactly what ``apply_async(queue=q)``
+would ``LPUSH`` onto list ``q`` (``tests/integration/test_messages.py`` pins that against a real
+kombu publish). Building it ourselves turns "create the envelope, then publish" — two round trips
+and a window where one happens without the other — into one atomic Lua call.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import uuid
+from typing import Any
+
+from celery import Celery
+from kombu.serialization import dumps as kombu_dumps
+
+#: Message header naming the delivery a message carries; the claim step compares it with the
+#: envelope's, so only the live message of a task can run it.
+DELIVERY_HEADER = "tq_delivery"
+
+
+def new_delivery() -> str:
+    """A fresh delivery token."""
+    return uuid.uuid4().hex
+
+
+class MessageBuilder:
+    """Builds the kombu/Celery wire form of a task message for one Celery app."""
+
+    def __init__(self, celery: Celery, hard_timeout_grace_seconds: int) -> None:
+        self._amqp = celery.amqp
+        self._grace = hard_timeout_grace_seconds
+        self._origin = f"gen{os.getpid()}@{socket.gethostname()}"
+
+    def build(
+        self,
+        *,
+        task_id: str,
+        name: str,
+        kwargs: dict[str, Any],
+        queue: str,
+        delivery: str,
+        timeout: int,
+    ) -> str:
+        """The JSON text to ``LPUSH`` onto list ``queue``.
+
+        ``timeout`` becomes the soft time limit (the handler sees ``SoftTimeLimitExceeded``); the
+        hard limit, which kills the pool child, follows ``hard_timeout_grace_seconds`` later.
+        """
+        headers, properties, body, _ = self._amqp.as_task_v2(
+            task_id,
+            name,
+            kwargs=kwargs,
+            soft_time_limit=timeout,
+            time_limit=timeout + self._grace,
+            origin=self._origin,
+            ignore_result=None,  # as send_task: the task's own setting decides
+        )
+        headers[DELIVERY_HEADER] = delivery
+        content_type, content_encoding, data = kombu_dumps(body, serializer="json")
+        if isinstance(data, str):
+            data = data.encode(content_encoding)
+        properties.update(
+            delivery_mode=2,
+            delivery_info={"exchange": "", "routing_key": queue},
+            priority=0,
+            body_encoding="base64",
+            delivery_tag=str(uuid.uuid4()),
+        )
+        message = {
+            "body": base64.b64encode(data).decode("ascii"),
+            "content-encoding": content_encoding,
+            "content-type": content_type,
+            "headers": headers,
+            "properties": properties,
+        }
+        return json.dumps(message)

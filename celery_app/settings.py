@@ -1,0 +1,97 @@
+"""Service settings, read from the environment once, shared by the web and worker processes.
+
+Every tunable is a field of :class:`Settings` with its default; names carry their unit.
+``Settings.from_env()`` is the only place that reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+
+MIB = 1024 * 1024
+
+
+def _bool(value: str) -> bool:
+    word = value.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(value)  # a typo must not silently switch a feature (auth) off
+
+
+def _float(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of one deployment; both processes must agree on it."""
+
+    redis_url: str = "redis://localhost:6379/0"
+    port: int = 8080
+    auth_enabled: bool = False
+    api_keys: str = ""
+    jwt_secret_key: str = ""
+    upload_dir: str = "./uploads"
+    max_upload_bytes: int = 100 * MIB
+    max_payload_bytes: int = 1 * MIB
+    task_retention_seconds: int = 7 * 24 * 3600
+    retry_backoff_seconds: float = 2.0
+    retry_backoff_max_seconds: float = 300.0
+    worker_heartbeat_seconds: float = 2.0
+    #: Events kept in the stream for replay (approximate cap, XADD MAXLEN ~).
+    events_maxlen: int = 100_000
+    #: Seconds a hard time limit waits after the soft one (``timeout``) before killing the child.
+    hard_timeout_grace_seconds: int = 10
+    #: Redis socket timeouts (one retry): a dead Redis must turn into a 503 well inside 2 s.
+    redis_socket_timeout_seconds: float = 0.75
+    smtp_url: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``): field ``x_y`` ← ``X_Y``.
+
+        Unset or empty variables keep the default.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            name = f.name.upper()
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            default = f.default
+            try:
+                if isinstance(default, bool):
+                    values[f.name] = _bool(raw)
+                elif isinstance(default, int):
+                    values[f.name] = int(raw)
+                elif isinstance(default, float):
+                    values[f.name] = _float(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError as exc:
+                raise ValueError(f"{name}={raw!r} is not a valid {type(default).__name__}") from exc
+        return cls(**values)
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some fields changed (tests, tools)."""
+        return replace(self, **changes)
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        """Above the longest hard time limit, so Celery never redelivers a running task.
+
+        Lost workers are detected by heartbeat instead (much sooner).
+        """
+        return 86_400 + self.hard_timeout_grace_seconds + 3600

@@ -1,0 +1,147 @@
+"""The task base class: claim, run the handler, record the outcome.
+
+Everything that must happen for correctness happens here, in the pool child, and not in signal
+receivers (Celery logs and swallows their exceptions):
+
+1. **Claim** — one Lua call moves the envelope ``pending → running`` if, and only if, this
+   message is the task's live delivery. A cancelled, finished, already running or stale
+   (redelivered, superseded) message raises :class:`~celery.exceptions.Ignore`: acknowledged,
+   never executed.
+2. **Run** the handler with a progress reporter installed.
+3. **Record** the outcome atomically: ``completed``; ``retrying`` with the next message parked
+   until its backoff ends; or ``dead_letter``. Celery sees the same story (``SUCCESS``, ``RETRY``
+   or ``FAILURE``), so Flower and ``AsyncResult`` agree with the envelope.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from billiard.exceptions import WorkerLostError
+from celery import Task
+from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
+from celery.worker.request import Request
+
+from handlers.errors import PermanentError
+from handlers.progress import reporting_to
+
+from . import model
+from .messages import DELIVERY_HEADER
+from .store import DEFAULT_TIMEOUT_SECONDS, NewTask
+
+logger = logging.getLogger(__name__)
+
+#: A handler's progress reports reach Redis at most this often (the last one always does).
+PROGRESS_INTERVAL_SECONDS = 0.25
+
+
+def describe(exc: BaseException) -> str:
+    """The error text stored in the envelope: the exception's message, else its class name."""
+    return str(exc) or type(exc).__name__
+
+
+class HandlerRequest(Request):
+    """The worker's main-process view of one execution: records the endings the pool child
+    cannot — a hard time limit that killed it, or the child dying under the task.
+
+    Either is a failed attempt (retry with backoff, or the DLQ when retries are exhausted), so a
+    task that kills its process every time ends in the DLQ after ``max_retries``.
+    """
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        super().on_timeout(soft, timeout)
+        if not soft:
+            self._record_lost(f"timed out after {self._soft_limit()}s (killed at {timeout:g}s)")
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True,
+                   return_ok: bool = False) -> None:
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        if isinstance(exc_info.exception, WorkerLostError):
+            self._record_lost(f"worker process lost: {exc_info.exception}")
+
+    def _soft_limit(self) -> Any:
+        limits = self.request_dict.get("timelimit") or [None, None]
+        return limits[1]
+
+    def _record_lost(self, error: str) -> None:
+        """Fail the execution if it still holds the task (a second report is a no-op)."""
+        store = self.task.app.runtime.store
+        delivery = self.request_dict.get(DELIVERY_HEADER) or ""
+        try:
+            envelope = store.get(self.id)
+            state = store.fail(envelope, delivery, error)
+            logger.warning("%s[%s]: %s -> %s", self.name, self.id, error, state)
+        except Exception:  # the reaper recovers the task from its heartbeat record
+            logger.exception("could not record the loss of %s[%s]", self.name, self.id)
+
+
+class HandlerTask(Task):
+    """Base class of every handler's Celery task."""
+
+    #: Payload validation happens at submit time against the handler's signature.
+    typing = False
+    Request = HandlerRequest
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        request = self.request
+        if request.called_directly:
+            return self.run(*args, **kwargs)
+        store = self.app.runtime.store
+        delivery = getattr(request, DELIVERY_HEADER, None) or ""
+        claim = store.claim(request.id, delivery, request.hostname or "")
+        if claim.state == "missing":  # published around the envelope (e.g. Redis hiccup)
+            self._adopt(request, kwargs, delivery)
+            claim = store.claim(request.id, delivery, request.hostname or "")
+        if not claim.ok:
+            logger.info("skipping %s[%s]: %s", self.name, request.id, claim.reason)
+            raise Ignore()
+        envelope = claim.envelope or {}
+        try:
+            with reporting_to(self._reporter(request.id, delivery)):
+                result = self.run(*args, **kwargs)
+            model.dumps(result)  # a result the envelope cannot hold is the handler's failure
+        except SoftTimeLimitExceeded as exc:
+            self._failed(envelope, delivery, exc, f"timed out after {envelope.get('timeout')}s")
+        except PermanentError as exc:
+            store.fail(envelope, delivery, describe(exc), retryable=False)
+            raise
+        except Exception as exc:
+            self._failed(envelope, delivery, exc, describe(exc))
+        store.complete(request.id, delivery, result)
+        return result
+
+    def _adopt(self, request: Any, kwargs: dict[str, Any], delivery: str) -> None:
+        """Create the envelope of a task that arrived without one."""
+        queue = (request.delivery_info or {}).get("routing_key")
+        limits = request.timelimit or (None, None)
+        new = NewTask(
+            type=self.name,
+            payload=dict(kwargs),
+            priority=queue if queue in model.PRIORITIES else model.DEFAULT_PRIORITY,
+            timeout=int(limits[1] or DEFAULT_TIMEOUT_SECONDS),
+            task_id=request.id,
+        )
+        self.app.runtime.store.submit(new, adopt_delivery=delivery)
+
+    def _failed(self, envelope: dict, delivery: str, exc: Exception, error: str) -> None:
+        """Record a failed execution and raise what tells Celery the same."""
+        state = self.app.runtime.store.fail(envelope, delivery, error)
+        if state == model.RETRYING:
+            raise Retry(error, exc=exc)
+        raise exc
+
+    def _reporter(self, task_id: str, delivery: str):
+        store = self.app.runtime.store
+        last = 0.0
+
+        def report(percent: int, message: str | None) -> None:
+            nonlocal last
+            moment = time.monotonic()
+            if percent < 100 and moment - last < PROGRESS_INTERVAL_SECONDS:
+                return
+            last = moment
+            store.progress(task_id, delivery, percent, message)
+
+        return report

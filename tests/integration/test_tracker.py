@@ -1,0 +1,208 @@
+"""The upload tracker's document, served on the same task model: uploads, PATCH, listing,
+statistics, retention."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from app import create_app
+from tests.harness import wait_for
+
+TEXT = b"first line\nsecond line\nthird line without newline"
+
+
+def upload(client, data: bytes = TEXT, name: str = "notes.txt", **form):
+    body = {"file": (io.BytesIO(data), name), **form}
+    return client.post("/api/v1/tasks/upload", data=body, content_type="multipart/form-data")
+
+
+def task_dirs(env) -> list[str]:
+    root = Path(env.settings.upload_dir)
+    return sorted(p.name for p in root.iterdir() if p.name != ".partial") if root.exists() else []
+
+
+def partial_files(env) -> list[Path]:
+    folder = Path(env.settings.upload_dir) / ".partial"
+    return list(folder.iterdir()) if folder.exists() else []
+
+
+def test_an_uploaded_file_is_processed_by_a_worker_with_progress(env):
+    response = upload(env.client, priority="2", metadata='{"batch": 7}')
+    assert response.status_code == 201
+    task = response.get_json()
+    assert re.fullmatch(r"task-\d+-[0-9a-f]{9}", task["task_id"])
+    assert (task["file_name"], task["file_size"], task["status"]) == ("notes.txt", len(TEXT),
+                                                                       "pending")
+    assert task["type"] == "file.process" and task["priority"] == "high"
+    assert task["metadata"] == {"batch": 7}
+    assert task["sha256"] == hashlib.sha256(TEXT).hexdigest()
+    stored = Path(env.settings.upload_dir) / task["task_id"] / "notes.txt"
+    assert stored.read_bytes() == TEXT and not partial_files(env)
+
+    env.worker()
+    done = env.wait_state(task["task_id"], "completed")
+    assert done["result"] == {"size": len(TEXT), "sha256": hashlib.sha256(TEXT).hexdigest(),
+                              "lines": 3, "content_type": "text/plain"}
+    progress = [f["type"] for _, f in env.redis.xrange("tq:events") if task["id"] in f["data"]]
+    assert "task.progress" in progress
+
+
+def test_external_processor_drives_a_task_through_patch_and_no_worker_runs_it(env):
+    task = upload(env.client).get_json()
+    task_id = task["task_id"]
+
+    step = env.client.patch(f"/api/v1/tasks/{task_id}", json={"status": "processing",
+                                                              "progress": 25})
+    assert step.status_code == 200
+    assert (step.get_json()["status"], step.get_json()["state"]) == ("processing", "running")
+    assert step.get_json()["progress"] == 25 and step.get_json()["started_at"]
+    assert env.client.patch(f"/api/v1/tasks/{task_id}",
+                            json={"progress": 50}).get_json()["progress"] == 50
+    done = env.client.patch(f"/api/v1/tasks/{task_id}",
+                            json={"status": "completed", "result": {"rows": 3}}).get_json()
+    assert (done["status"], done["progress"], done["result"]) == ("completed", 100, {"rows": 3})
+    assert done["completed_at"] >= done["started_at"]
+    again = env.client.patch(f"/api/v1/tasks/{task_id}", json={"progress": 10})
+    assert again.status_code == 409 and again.get_json()["error"] == "Conflict"
+
+    env.worker()
+    wait_for(env.queue_empty, message="the queued message consumed")
+    after = env.get(task_id)
+    assert after["state"] == "completed" and after["attempts"] == 0
+    kinds = [f["type"] for _, f in env.redis.xrange("tq:events") if task_id in f["data"]]
+    assert kinds == ["task.submitted", "task.started", "task.progress", "task.progress",
+                     "task.completed"]
+
+
+def test_a_failed_report_is_final_and_retryable(env):
+    task = env.submit(type="echo")
+    failed = env.client.patch(f"/api/v1/tasks/{task['id']}",
+                              json={"status": "failed", "error_message": "disk full"}).get_json()
+    assert (failed["state"], failed["status"], failed["error_message"]) == (
+        "failed", "failed", "disk full")
+    retried = env.client.post(f"/api/v1/tasks/{task['id']}/retry").get_json()
+    assert retried["state"] == "pending" and "error_message" not in retried
+
+
+def test_common_issues_partial_id_or_wrong_path_is_404(env):
+    task = upload(env.client).get_json()
+    timestamp = task["task_id"].split("-")[1]
+    partial = env.client.patch(f"/api/v1/tasks/{timestamp}", json={"progress": 25})
+    assert partial.status_code == 404
+    assert partial.get_json() == {"error": "Not Found", "message": "task not found"}
+    wrong = env.client.patch(f"/api/task/{task['task_id']}", json={"progress": 25})
+    assert wrong.status_code == 404 and wrong.get_json()["error"] == "Not Found"
+
+
+def test_invalid_patches_are_400(env):
+    task = env.submit(type="echo")
+    for body in ({}, {"status": "done"}, {"progress": 101}, {"progress": "5"},
+                 {"colour": "red"}, {"result": None}, {"error_message": ""}):
+        response = env.client.patch(f"/api/v1/tasks/{task['id']}", json=body)
+        assert response.status_code == 400, body
+    assert env.get(task["id"])["state"] == "pending"
+
+
+def test_upload_over_the_limit_is_413_and_leaves_nothing(env):
+    client = create_app(env.settings.with_overrides(max_upload_bytes=4096)).test_client()
+    response = upload(client, data=b"x" * 10_000)
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "Request Entity Too Large"
+    assert task_dirs(env) == [] and partial_files(env) == []
+    assert not list(env.redis.scan_iter("tq:task:*"))
+
+
+def test_upload_without_a_file_or_name_is_400(env):
+    missing = env.client.post("/api/v1/tasks/upload", data={"priority": "1"},
+                              content_type="multipart/form-data")
+    assert missing.status_code == 400 and missing.get_json()["message"].startswith("file:")
+    nameless = upload(env.client, name="")
+    assert nameless.status_code == 400
+    bad_metadata = upload(env.client, metadata="[1]")
+    assert bad_metadata.status_code == 400 and "metadata" in bad_metadata.get_json()["message"]
+    assert task_dirs(env) == [] and partial_files(env) == []
+
+
+def test_a_file_name_cannot_escape_the_upload_directory(env):
+    task = upload(env.client, name="../../../etc/evil.sh").get_json()
+    assert task["file_name"] == "evil.sh"
+    assert (Path(env.settings.upload_dir) / task["task_id"] / "evil.sh").is_file()
+    assert task_dirs(env) == [task["task_id"]]
+    escaped = env.submit(expect=201, type="file.process", payload={"file": "../../etc/passwd"},
+                         max_retries=0)
+    env.worker()
+    assert "outside" in env.wait_state(escaped["id"], "dead_letter")["error"]
+
+
+def test_purging_an_upload_deletes_its_file(env):
+    task = upload(env.client).get_json()
+    env.client.patch(f"/api/v1/tasks/{task['task_id']}", json={"status": "completed"})
+    assert env.client.delete(f"/api/v1/tasks/{task['task_id']}?purge=true").status_code == 200
+    assert task_dirs(env) == []
+
+
+def test_listing_filters_sorts_and_pages(env):
+    ids = {p: env.submit(type="echo", priority=p)["id"] for p in ("low", "critical", "normal")}
+    sleeper = env.submit(type="sleep", payload={"seconds": 0})["id"]
+    env.client.delete(f"/api/v1/tasks/{ids['normal']}")
+    env.client.patch(f"/api/v1/tasks/{ids['low']}", json={"status": "processing"})
+
+    def listed(query: str) -> list[str]:
+        body = env.client.get(f"/api/v1/tasks?{query}").get_json()
+        return [t["id"] for t in body["tasks"]]
+
+    assert listed("status=cancelled") == [ids["normal"]]
+    assert listed("status=processing") == [ids["low"]] == listed("state=running")
+    assert listed("type=sleep") == [sleeper]
+    assert sorted(listed("status=pending")) == sorted([ids["critical"], sleeper])
+    by_priority = env.client.get("/api/v1/tasks?sort_by=priority").get_json()["tasks"]
+    assert [t["priority"] for t in by_priority] == ["critical", "normal", "low", "low"]
+    ascending = env.client.get("/api/v1/tasks?sort_by=priority&order=asc").get_json()["tasks"]
+    assert [t["priority"] for t in ascending] == ["low", "low", "normal", "critical"]
+    by_update = env.client.get("/api/v1/tasks?sort_by=updated_at").get_json()["tasks"]
+    stamps = [t["updated_at"] for t in by_update]
+    assert stamps == sorted(stamps, reverse=True)
+    newest = {t["id"] for t in by_update if t["updated_at"] == stamps[0]}
+    assert ids["low"] in newest  # the last one changed (ties within a ms order by id)
+    page = env.client.get("/api/v1/tasks?page_size=3&page=2").get_json()
+    assert (page["total"], page["pages"], page["page"], len(page["tasks"])) == (4, 2, 2, 1)
+
+
+def test_statistics_count_a_mixed_workload(env):
+    env.worker()
+    for _ in range(3):
+        env.wait_state(env.submit(type="sleep", payload={"seconds": 0.05})["id"], "completed")
+    env.wait_state(env.submit(type="fail", max_retries=0)["id"], "dead_letter")
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    env.client.delete(f"/api/v1/tasks/{env.submit(type='echo', scheduled_at=later)['id']}")
+    reported = env.submit(type="echo", scheduled_at=later)["id"]
+    env.client.patch(f"/api/v1/tasks/{reported}", json={"status": "failed"})
+    env.submit(type="echo", scheduled_at=later)
+
+    stats = env.client.get("/api/v1/tasks/statistics").get_json()
+    assert {k: stats[k] for k in ("total", "pending", "processing", "completed", "failed",
+                                  "cancelled")} == {"total": 7, "pending": 1, "processing": 0,
+                                                    "completed": 3, "failed": 2, "cancelled": 1}
+    assert stats["by_state"] == {"pending": 0, "scheduled": 1, "running": 0, "retrying": 0,
+                                 "completed": 3, "failed": 1, "dead_letter": 1, "cancelled": 1}
+    assert stats["success_rate"] == 0.6
+    assert 50 <= stats["avg_processing_time_ms"] < 5000
+
+
+def test_retention_sweep_removes_old_final_tasks_with_their_files(env):
+    env.worker(task_retention_seconds=1)
+    kept = env.submit(type="echo", scheduled_at=(datetime.now(UTC) + timedelta(hours=1))
+                      .isoformat())
+    task = upload(env.client).get_json()
+    env.wait_state(task["task_id"], "completed")
+    wait_for(lambda: env.client.get(f"/api/v1/tasks/{task['task_id']}").status_code == 404,
+             timeout=15, message="the sweep")
+    assert task_dirs(env) == []
+    listing = env.client.get("/api/v1/tasks").get_json()
+    assert [t["id"] for t in listing["tasks"]] == [kept["id"]] and listing["total"] == 1
+    assert env.client.get("/api/v1/tasks/statistics").get_json()["total"] == 1
+    assert not env.redis.zscore("tq:final", task["task_id"])

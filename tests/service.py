@@ -1,0 +1,81 @@
+"""``Env``: one Redis database seen through the service — the Flask app, a Redis client and
+the workers a test starts — with the helpers tests read as sentences."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from app import create_app
+from celery_app.settings import Settings
+from tests.harness import RedisServer, Worker, wait_for
+
+
+class Env:
+    """The service on one database of the test Redis."""
+
+    def __init__(self, server: RedisServer, db: int, tmp_path: Path, **settings: Any) -> None:
+        self.server = server
+        self.url = server.url(db)
+        self.tmp_path = tmp_path
+        self.settings = Settings(redis_url=self.url, upload_dir=str(tmp_path / "uploads"),
+                                 **settings)
+        self.app = create_app(self.settings)
+        self.client = self.app.test_client()
+        self.redis = redis.Redis.from_url(self.url, decode_responses=True)
+        self.workers: list[Worker] = []
+
+    def worker(self, name: str = "w", *, start: bool = True, **options: Any) -> Worker:
+        """A worker process on this database (stopped when the test ends)."""
+        options.setdefault("upload_dir", self.settings.upload_dir)
+        worker = Worker(self.url, f"{name}{len(self.workers)}", log_dir=self.tmp_path, **options)
+        self.workers.append(worker)
+        return worker.start() if start else worker
+
+    def submit(self, expect: int = 201, headers: dict | None = None, **body: Any) -> dict:
+        """POST a task; assert the status; return the body."""
+        response = self.client.post("/api/v1/tasks", json=body, headers=headers or {})
+        assert response.status_code == expect, response.get_json()
+        return response.get_json()
+
+    def get(self, task_id: str) -> dict:
+        """The envelope (asserting it exists)."""
+        response = self.client.get(f"/api/v1/tasks/{task_id}")
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    def wait_state(self, task_id: str, *states: str, timeout: float = 15) -> dict:
+        """Wait until the task is in one of ``states``; return its envelope."""
+        def reached() -> dict | None:
+            envelope = self.get(task_id)
+            return envelope if envelope["state"] in states else None
+
+        return wait_for(reached, timeout=timeout, message=f"{task_id} to reach {states}")
+
+    def started_order(self, task_ids: list[str]) -> list[str]:
+        """The tasks in the order they started, read from the event stream (whose ids are
+        strictly ordered, unlike millisecond timestamps). Waits for each to complete."""
+        for task_id in task_ids:
+            self.wait_state(task_id, "completed")
+        wanted = set(task_ids)
+        order = []
+        for _, fields in self.redis.xrange("tq:events"):
+            data = json.loads(fields["data"])
+            if fields["type"] == "task.started" and data.get("task_id") in wanted:
+                order.append(data["task_id"])
+        return order
+
+    def queue_empty(self) -> bool:
+        """No message waiting in any queue and none delivered but unacknowledged."""
+        waiting = sum(self.redis.llen(q) for q in ("critical", "high", "normal", "low"))
+        return waiting == 0 and self.redis.hlen("unacked") == 0
+
+    def close(self, flush: bool) -> None:
+        for worker in self.workers:
+            worker.stop()
+        if flush:
+            self.redis.flushdb()
+        self.redis.close()

@@ -1,0 +1,83 @@
+"""The Redis key schema: literal names are part of the data format, so they are pinned here."""
+
+from __future__ import annotations
+
+import pytest
+
+from celery_app import keys, model
+
+CELERY_NAMES = {*model.QUEUES, "unacked", "unacked_index", "unacked_mutex", "_kombu.binding.celery"}
+
+
+def test_task_key_is_prefixed_with_tq_task():
+    assert keys.task("abc") == "tq:task:abc"
+    assert keys.task("task-1754556928-12a41dbec") == "tq:task:task-1754556928-12a41dbec"
+
+
+def test_index_key_joins_sort_and_filter():
+    assert keys.index("created", "state:pending") == "tq:idx:created:state:pending"
+    assert keys.index("priority", "type:echo") == "tq:idx:priority:type:echo"
+
+
+def test_index_filter_defaults_to_all():
+    assert keys.index("updated") == "tq:idx:updated:all"
+
+
+def test_singleton_keys_have_fixed_names():
+    assert keys.delayed() == "tq:delayed"
+    assert keys.delayed_messages() == "tq:delayed:msg"
+    assert keys.events() == "tq:events"
+    assert keys.dlq() == "tq:dlq"
+    assert keys.stats() == "tq:stats"
+    assert keys.workers() == "tq:workers"
+
+
+def test_parameterised_keys_embed_their_argument():
+    assert keys.idempotency("k-1") == "tq:idem:k-1"
+    assert keys.worker("celery@host") == "tq:worker:celery@host"
+    assert keys.lock("promoter") == "tq:lock:promoter"
+
+
+def test_sorts_are_created_updated_priority():
+    assert keys.SORTS == ("created", "updated", "priority")
+
+
+def test_queue_lists_name_the_four_kombu_priority_lists():
+    assert keys.queue_lists("low") == ["low", "low\x06\x163", "low\x06\x166", "low\x06\x169"]
+
+
+@pytest.mark.parametrize("queue", model.QUEUES)
+def test_queue_lists_start_with_the_plain_queue_name(queue):
+    lists = keys.queue_lists(queue)
+    assert len(lists) == 4
+    assert lists[0] == queue
+    assert all(name.startswith(queue) for name in lists)
+    assert len(set(lists)) == 4
+
+
+ALL_KEYS = [
+    keys.task("x"),
+    keys.index("created"),
+    keys.index("priority", "status:failed"),
+    keys.delayed(),
+    keys.delayed_messages(),
+    keys.events(),
+    keys.dlq(),
+    keys.idempotency("x"),
+    keys.stats(),
+    keys.workers(),
+    keys.worker("h"),
+    keys.lock("l"),
+]
+
+
+@pytest.mark.parametrize("key", ALL_KEYS)
+def test_every_key_of_ours_starts_with_tq_and_is_not_a_celery_name(key):
+    assert key.startswith("tq:")
+    assert key not in CELERY_NAMES
+    assert not key.startswith(("celery-task-meta-", "_kombu.", "unacked"))
+    assert key not in {name for queue in model.QUEUES for name in keys.queue_lists(queue)}
+
+
+def test_all_key_families_are_distinct():
+    assert len(set(ALL_KEYS)) == len(ALL_KEYS)
