@@ -192,8 +192,10 @@ class WebServer:
             if self.process.poll() is not None:
                 raise AssertionError("gunicorn exited")
             try:
-                return requests.get(self.url + "/admin/health", timeout=1).status_code == 200
-            except requests.ConnectionError:
+                return requests.get(self.url + "/admin/health", timeout=2).status_code == 200
+            except (requests.ConnectionError, requests.Timeout):
+                # The master accepts as soon as it binds; on a busy machine its workers may
+                # still be importing the app, so a probe that waits too long is "not yet".
                 return False
 
         wait_for(up, timeout=30, interval=0.1, message="gunicorn")
