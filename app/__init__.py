@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     auth.init_app(app, settings)
     uploads.init_app(app)
-    metrics.init_app(app, lambda: app.extensions["taskqueue"].celery.runtime.store)
+    metrics.init_app(app, lambda: app.extensions["taskqueue"].celery.runtime)
     app.register_blueprint(tasks_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(dlq_bp)

@@ -5,19 +5,13 @@ from __future__ import annotations
 from flask import Blueprint
 
 from celery_app import model
-from celery_app.workers import Workers
 
 from .api.responses import HealthSchema, QueuesSchema, WorkerListSchema, WorkerSchema
 from .errors import REDIS_DOWN
 from .openapi import document
-from .services import services, store
+from .services import listing, runtime, workers
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-
-def workers() -> Workers:
-    """The worker registry of this app's Redis."""
-    return Workers(store())
 
 
 @bp.get("/health")
@@ -26,7 +20,7 @@ def workers() -> Workers:
 def health():
     """200 when Redis answers; 503 (within 2 s) when it does not."""
     try:
-        services().celery.runtime.redis.ping()
+        runtime().ping()
         count = workers().count()
     except REDIS_DOWN as exc:
         return {"status": "unhealthy", "redis": "disconnected", "error": str(exc)}, 503
@@ -61,7 +55,7 @@ def resume(worker_id: str):
 @document(summary="Queue depths", tags=("operations",), responses={200: QueuesSchema})
 def queues():
     """Messages waiting in each Celery queue, with the queue's priority number."""
-    depths = store().queue_depths()
+    depths = listing().queue_depths()
     return {
         "queues": {q: {"depth": depths[q], "priority": model.PRIORITIES[q]} for q in model.QUEUES},
         "total_depth": sum(depths.values()),

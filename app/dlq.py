@@ -13,7 +13,7 @@ from celery_app.events import is_event_id
 from .api.responses import ClearedSchema, DeadLettersSchema, RequeuedSchema
 from .api.schemas import parse_json_object
 from .openapi import document
-from .services import store
+from .services import dead_letters
 
 bp = Blueprint("dlq", __name__, url_prefix="/admin/dlq")
 
@@ -71,7 +71,7 @@ def load_retry_body(raw: dict[str, Any]) -> dict[str, Any]:
 def entries():
     """DLQ entries oldest first; ``after`` (a message_id) and ``count`` page through them."""
     query = page_query.load(request.args.to_dict())
-    page, size = store().dlq_page(query["count"], query["after"])
+    page, size = dead_letters().page(query["count"], query["after"])
     return {"entries": page, "size": size}
 
 
@@ -83,12 +83,12 @@ def retry():
     """Queue one dead-lettered task, or all of them, again."""
     body = load_retry_body(parse_json_object(request.get_data(cache=False)))
     if body.get("task_id"):
-        store().dlq_retry(body["task_id"])
+        dead_letters().retry(body["task_id"])
         return {"message": "task re-queued", "task_id": body["task_id"]}
     retried = 0
-    for task_id in store().dlq_task_ids():
+    for task_id in dead_letters().task_ids():
         try:
-            store().dlq_retry(task_id)
+            dead_letters().retry(task_id)
         except (TaskNotFound, InvalidState):  # retried or purged meanwhile
             continue
         retried += 1
@@ -100,4 +100,4 @@ def retry():
           responses={200: ClearedSchema})
 def clear():
     """Empty the DLQ; the envelopes stay, in state ``dead_letter``."""
-    return {"message": "DLQ cleared", "cleared_count": store().dlq_clear()}
+    return {"message": "DLQ cleared", "cleared_count": dead_letters().clear()}

@@ -19,8 +19,7 @@ from typing import Any
 
 import redis
 
-from celery_app import keys
-from celery_app.events import Event, id_key, last_id
+from celery_app.events import Event, id_key, last_id, read_new
 
 from .outbox import Outbox, text_frame
 
@@ -117,12 +116,9 @@ class Hub:
     def _run(self, client: redis.Redis, position: str) -> None:
         while True:
             try:
-                reply = client.xread({keys.events(): position}, count=500, block=READ_BLOCK_MS)
-                streams = reply.items() if isinstance(reply, dict) else reply or []
-                for _, entries in streams:
-                    for entry_id, fields in entries:
-                        position = entry_id
-                        self._dispatch(Event.from_entry(entry_id, fields))
+                for event in read_new(client, position, count=500, block_ms=READ_BLOCK_MS):
+                    position = event.id
+                    self._dispatch(event)
             except redis.RedisError:
                 logger.warning("event hub lost Redis; retrying", exc_info=True)
                 time.sleep(0.5)  # the position is kept: nothing is skipped on reconnect

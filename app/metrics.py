@@ -25,25 +25,21 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
-from celery_app import keys
-from celery_app.metrics import DURATION_BUCKETS
-from celery_app.store import Store
-from celery_app.workers import Workers
+from celery_app.metrics import DURATION_BUCKETS, read_counters
+from celery_app.runtime import Runtime
 
 
 class ClusterCollector:
     """Reads the cluster-wide task metrics from Redis in one round trip per scrape."""
 
-    def __init__(self, store: Callable[[], Store]) -> None:
-        self._store = store
+    def __init__(self, runtime: Callable[[], Runtime]) -> None:
+        self._runtime = runtime
 
     def collect(self) -> Iterator[Metric]:
-        store = self._store()
-        pipe = store.redis.pipeline(transaction=False)
-        for name in ("submitted", "completed", "duration"):
-            pipe.hgetall(keys.metrics(name))
-        pipe.xlen(keys.dlq())
-        submitted, completed, duration, dlq_size = pipe.execute()
+        runtime = self._runtime()
+        counters = read_counters(runtime.redis)
+        submitted, completed, duration = (counters["submitted"], counters["completed"],
+                                          counters["duration"])
 
         yield _counter("taskqueue_tasks_submitted", "Tasks submitted",
                        ["type", "priority"], submitted)
@@ -52,13 +48,13 @@ class ClusterCollector:
         yield _histogram(duration)
         depth = GaugeMetricFamily("taskqueue_queue_depth", "Messages waiting per priority queue",
                                   labels=["priority"])
-        for queue, count in store.queue_depths().items():
+        for queue, count in runtime.listing.queue_depths().items():
             depth.add_metric([queue], count)
         yield depth
         yield GaugeMetricFamily("taskqueue_active_workers", "Workers with a live heartbeat",
-                                value=Workers(store).count())
+                                value=runtime.workers.count())
         yield GaugeMetricFamily("taskqueue_dlq_size", "Entries in the dead-letter queue",
-                                value=dlq_size)
+                                value=runtime.dead_letters.size())
 
 
 def _counter(name: str, doc: str, labels: list[str], values: dict[str, str]) -> Metric:
@@ -104,9 +100,9 @@ class _GunicornMetrics(GunicornInternalPrometheusMetrics):
         return encoder(registry).decode("utf-8"), content_type
 
 
-def init_app(app: Flask, store: Callable[[], Store]) -> PrometheusMetrics:
-    """Serve ``/metrics`` on ``app``."""
-    cluster = ClusterCollector(store)
+def init_app(app: Flask, runtime: Callable[[], Runtime]) -> PrometheusMetrics:
+    """Serve ``/metrics`` on ``app``; ``runtime`` gives the current process's Redis nouns."""
+    cluster = ClusterCollector(runtime)
     options = {"group_by": "url_rule"}  # bounded labels: the route, never the raw path
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return _GunicornMetrics(app, cluster, **options)

@@ -1,4 +1,7 @@
-"""What views reach for: settings and the store, found on the current app."""
+"""What views reach for: settings and ``celery_app``'s Redis nouns, found on the current app.
+
+Views reach Redis only through these nouns; none builds a key.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,12 @@ from dataclasses import dataclass
 from flask import current_app
 
 from celery_app import TaskqueueCelery
+from celery_app.dlq import DeadLetters
+from celery_app.listing import Listing
+from celery_app.runtime import Runtime
 from celery_app.settings import Settings
 from celery_app.store import Store
+from celery_app.workers import Workers
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,26 @@ def services() -> Services:
     return current_app.extensions["taskqueue"]
 
 
+def runtime() -> Runtime:
+    """The current process's Redis nouns (created on first use after a fork)."""
+    return services().celery.runtime
+
+
 def store() -> Store:
-    """The current process's envelope store."""
-    return services().celery.runtime.store
+    """Tasks and their transitions."""
+    return runtime().store
+
+
+def dead_letters() -> DeadLetters:
+    """The dead-letter queue."""
+    return runtime().dead_letters
+
+
+def listing() -> Listing:
+    """Pages, statistics and queue depths."""
+    return runtime().listing
+
+
+def workers() -> Workers:
+    """The worker registry and pause flags."""
+    return runtime().workers

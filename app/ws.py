@@ -21,7 +21,6 @@ from flask import Flask, current_app, request
 from flask_sock import ConnectionClosed, Sock
 from marshmallow import Schema, fields
 
-from celery_app import keys
 from celery_app.errors import TaskNotFound
 from celery_app.events import Event, EventFilter, id_key, is_event_id, read_after
 from celery_app.runtime import redis_client
@@ -29,7 +28,7 @@ from celery_app.runtime import redis_client
 from .hub import READ_BLOCK_MS, Hub, Subscription, frame_bytes
 from .openapi import document
 from .outbox import Outbox, attach_outbox, text_frame
-from .services import services, store
+from .services import runtime, store
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +36,7 @@ TOO_SLOW = (1008, "client too slow")
 EVENT_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
 
 sock = Sock()
+_NO_RESULT = object()
 
 
 class EventQuerySchema(Schema):
@@ -108,7 +108,7 @@ def event_socket(ws: Any) -> None:
     try:
         sent = (0, 0)
         if after is not None:  # history first; live events queue up meanwhile
-            for event in read_after(services().celery.runtime.redis, after):
+            for event in read_after(runtime().redis, after):
                 if wanted.matches(event):
                     outbox.write(frame_bytes(event))
                     outbox.flush()
@@ -139,9 +139,9 @@ def _update_from_event(event: Event) -> dict[str, Any]:
     if data.get("error"):
         update["error_message"] = data["error"]
     if event.type == "task.completed":
-        raw = store().redis.hget(keys.task(data["task_id"]), "result")
-        if raw is not None:
-            update["result"] = json.loads(raw)
+        result = store().result(data["task_id"], default=_NO_RESULT)
+        if result is not _NO_RESULT:
+            update["result"] = result
     return update
 
 

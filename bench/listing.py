@@ -43,8 +43,7 @@ QUERIES = {
 def fill(app, target: int) -> None:
     """Add envelopes until ``target`` are stored (real submit script, pipelined)."""
     runtime = app.extensions["taskqueue"].celery.runtime
-    client, store = runtime.redis, runtime.store
-    script = store._scripts["submit"]  # the production script, batched for loading speed
+    client, scripts = runtime.redis, runtime.scripts  # production scripts, batched
     stored = client.zcard(keys.index("created"))
     priorities = list(model.PRIORITIES)
     while stored < target:
@@ -61,21 +60,17 @@ def fill(app, target: int) -> None:
                 "updated_at": model.iso(moment), "created_ms": model.ms(moment) + n,
             }
             flat = [item for pair in model.encode(envelope).items() for item in pair]
-            script(keys=[keys.task(task_id)],
-                   args=[keys.PREFIX, model.iso(moment), model.ms(moment), 1000, task_id, "",
-                         0, "bench", "", "", *flat], client=pipe)
+            scripts.run("submit", [keys.task(task_id)], task_id, "", 0, "bench", "", "", *flat,
+                        moment=moment, client=pipe)
         pipe.execute()
         stored += count
     # a third of all tasks in other states, through the store's transitions
     ids = client.zrange(keys.index("created", "state:pending"), 0, target // 3 - 1)
-    cancel = store._scripts["cancel"]
     for chunk in range(0, len(ids), BATCH):
         pipe = client.pipeline(transaction=False)
         moment = model.now()
         for task_id in ids[chunk:chunk + BATCH]:
-            cancel(keys=[keys.task(task_id)],
-                   args=[keys.PREFIX, model.iso(moment), model.ms(moment), 1000, task_id],
-                   client=pipe)
+            scripts.run("cancel", [keys.task(task_id)], task_id, moment=moment, client=pipe)
         pipe.execute()
     client.delete(keys.events())  # the bench's events are not part of what is measured
 

@@ -102,6 +102,16 @@ def read_after(client: redis.Redis, after: str, count: int = 500) -> Iterator[Ev
         start = f"({entries[-1][0]}"
 
 
+def read_new(client: redis.Redis, position: str, count: int, block_ms: int) -> list[Event]:
+    """Events after ``position`` (exclusive), oldest first, waiting up to ``block_ms`` for the
+    first one (``XREAD BLOCK``); an empty list when none came. ``client`` needs a read
+    timeout above ``block_ms``."""
+    reply = client.xread({keys.events(): position}, count=count, block=block_ms)
+    streams = reply.items() if isinstance(reply, dict) else reply or []
+    return [Event.from_entry(entry_id, fields)
+            for _, entries in streams for entry_id, fields in entries]
+
+
 def last_id(client: redis.Redis) -> str:
     """The id of the newest event ("0-0" when the stream is empty)."""
     newest = client.xrevrange(keys.events(), count=1)

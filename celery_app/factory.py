@@ -11,10 +11,11 @@ import handlers
 
 from . import model
 from .config import celery_config
+from .defaults import DEFAULT_TIMEOUT_SECONDS, hard_time_limit_seconds
 from .messages import DELIVERY_HEADER, new_delivery
 from .runtime import Runtime
 from .settings import Settings
-from .store import DEFAULT_TIMEOUT_SECONDS, NewTask
+from .store import NewTask
 from .task import HandlerTask
 
 
@@ -49,8 +50,8 @@ class TaskqueueCelery(Celery):
             headers[DELIVERY_HEADER] = new_delivery()
             options.update(headers=headers, task_id=new.task_id,
                            soft_time_limit=options.get("soft_time_limit") or new.timeout,
-                           time_limit=options.get("time_limit") or new.timeout
-                           + self.settings.hard_timeout_grace_seconds)
+                           time_limit=options.get("time_limit") or hard_time_limit_seconds(
+                               new.timeout, self.settings.hard_timeout_grace_seconds))
             self.runtime.store.submit(new, adopt_delivery=headers[DELIVERY_HEADER])
         return super().send_task(name, args, kwargs, **options)
 

@@ -29,10 +29,10 @@ from redis.exceptions import LockError
 
 from . import keys
 from .errors import InvalidState, TaskNotFound
+from .listing import Listing
 from .settings import Settings
 from .store import Store
 from .uploads import remove_task_files
-from .workers import Workers
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +108,9 @@ class Maintenance(bootsteps.StartStopStep):
             self._holding = False
         return self._holding
 
-    def _publish_depths(self, store: Store) -> None:
+    def _publish_depths(self, store: Store, listing: Listing) -> None:
         """Emit ``queue.depth`` when any queue's depth changed since the last one."""
-        depths = store.queue_depths()
+        depths = listing.queue_depths()
         if depths != self._last_depths:
             self._last_depths = depths
             data = {"queues": depths, "total": sum(depths.values())}
@@ -136,11 +136,11 @@ class Maintenance(bootsteps.StartStopStep):
             now = time.monotonic()
             if now - self._last_depth_check >= QUEUE_DEPTH_INTERVAL_SECONDS:
                 self._last_depth_check = now
-                self._publish_depths(store)
+                self._publish_depths(store, consumer.app.runtime.listing)
             if now - self._last_reap >= consumer.app.settings.worker_heartbeat_seconds:
                 self._last_reap = now
                 self._sweep(store, consumer.app.settings)
-                for hostname in Workers(store).forget_departed():
+                for hostname in consumer.app.runtime.workers.forget_departed():
                     logger.warning("worker %s left (heartbeat expired)", hostname)
                 for task_id, delivery, why in lost_tasks(store):
                     state = store.recover_lost(task_id, delivery, why)

@@ -20,6 +20,8 @@ from typing import Any
 from celery import Celery
 from kombu.serialization import dumps as kombu_dumps
 
+from .defaults import hard_time_limit_seconds
+
 #: Message header naming the delivery a message carries; the claim step compares it with the
 #: envelope's, so only the live message of a task can run it.
 DELIVERY_HEADER = "tq_delivery"
@@ -58,7 +60,7 @@ class MessageBuilder:
             name,
             kwargs=kwargs,
             soft_time_limit=timeout,
-            time_limit=timeout + self._grace,
+            time_limit=hard_time_limit_seconds(timeout, self._grace),
             origin=self._origin,
             ignore_result=None,  # as send_task: the task's own setting decides
         )

@@ -1,7 +1,9 @@
-"""Per-process access to Redis and the store, safe across the worker's forks.
+"""Per-process access to Redis and the nouns built on it, safe across the worker's forks.
 
 A Celery app carries one :class:`Runtime`; clients are created on first use in each process
-(pool children are forked at any time, and sockets must not cross a fork).
+(pool children are forked at any time, and sockets must not cross a fork). Everything outside
+``celery_app`` reaches Redis through these nouns: :attr:`Runtime.store` (tasks and their
+transitions), :attr:`Runtime.dead_letters`, :attr:`Runtime.listing`, :attr:`Runtime.workers`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from celery import Celery
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .dlq import DeadLetters
+from .listing import Listing
 from .messages import MessageBuilder
+from .scripts import Scripts
 from .settings import Settings
 from .store import Store
+from .workers import Workers
 
 
 def redis_client(settings: Settings, socket_timeout: float | None = None) -> redis.Redis:
@@ -44,6 +50,7 @@ class Runtime:
         self._pid: int | None = None
         self._redis: redis.Redis | None = None
         self._store: Store | None = None
+        self._nouns: tuple[DeadLetters, Listing, Workers] | None = None
 
     def _ensure(self) -> None:
         if self._pid == os.getpid():
@@ -52,7 +59,10 @@ class Runtime:
             if self._pid != os.getpid():
                 client = redis_client(self.settings)
                 builder = MessageBuilder(self.celery, self.settings.hard_timeout_grace_seconds)
-                self._redis, self._store = client, Store(client, self.settings, builder)
+                scripts = Scripts(client, self.settings.events_maxlen)
+                store = Store(client, self.settings, builder, scripts)
+                self._redis, self._store = client, store
+                self._nouns = (DeadLetters(store), Listing(store), Workers(client, scripts))
                 self._pid = os.getpid()
 
     @property
@@ -68,3 +78,33 @@ class Runtime:
         self._ensure()
         assert self._store is not None
         return self._store
+
+    @property
+    def scripts(self) -> Scripts:
+        """This process's script runner."""
+        return self.store.scripts
+
+    @property
+    def dead_letters(self) -> DeadLetters:
+        """This process's dead-letter queue."""
+        self._ensure()
+        assert self._nouns is not None
+        return self._nouns[0]
+
+    @property
+    def listing(self) -> Listing:
+        """Pages, statistics and queue depths."""
+        self._ensure()
+        assert self._nouns is not None
+        return self._nouns[1]
+
+    @property
+    def workers(self) -> Workers:
+        """The worker registry and pause flags."""
+        self._ensure()
+        assert self._nouns is not None
+        return self._nouns[2]
+
+    def ping(self) -> bool:
+        """Whether Redis answers (raises redis-py's connection errors when it does not)."""
+        return bool(self.redis.ping())

@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 
+from .defaults import visibility_timeout_seconds
+
 MIB = 1024 * 1024
 
 
@@ -94,4 +96,4 @@ class Settings:
 
         Lost workers are detected by heartbeat instead (much sooner).
         """
-        return 86_400 + self.hard_timeout_grace_seconds + 3600
+        return visibility_timeout_seconds(self.hard_timeout_grace_seconds)

@@ -1,42 +1,33 @@
-"""The envelope store: every task transition as one atomic Lua call.
+"""Tasks: the envelope and its transitions, each one atomic Lua call.
 
-Each script (``lua/*.lua``, with ``lua/lib.lua`` prepended) reads the envelope, checks the
+Each transition (submit, claim, progress, finish, cancel, purge, patch, requeue, promote) is a
+script run by :class:`~celery_app.scripts.Scripts`: it reads the envelope, checks the
 transition is allowed, writes the envelope, moves its index entries, appends the event to
 ``tq:events`` and, where the task must run, pushes its Celery message — one round trip, all or
 nothing. The envelope is the truth; events only notify.
+
+Keys (:mod:`celery_app.keys`): ``tq:task:<id>`` (the envelope), the ``tq:idx:*`` indexes,
+``tq:delayed`` and ``tq:delayed:msg`` (held messages), ``tq:final`` (retention),
+``tq:idem:<key>``, plus the event stream, the DLQ stream and the counters the scripts update.
+The dead-letter queue is :mod:`celery_app.dlq`; listing and statistics are
+:mod:`celery_app.listing`.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from importlib import resources
+from datetime import timedelta
 from typing import Any
 
 import redis
 
-from . import keys, model
+from . import defaults, keys, model
 from .errors import InvalidState, TaskNotFound
 from .messages import MessageBuilder, new_delivery
+from .scripts import Scripts
 from .settings import Settings
-
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-DEFAULT_TIMEOUT_SECONDS = 300
-DEFAULT_MAX_RETRIES = 3
-_SCRIPTS = (
-    "submit", "claim", "progress", "finish", "cancel", "purge", "requeue", "promote", "dlq_clear",
-    "worker_beat", "worker_left", "patch",
-)
-
-
-def _load_scripts(client: redis.Redis) -> dict[str, Any]:
-    folder = resources.files(__package__).joinpath("lua")
-    lib = folder.joinpath("lib.lua").read_text()
-    return {
-        name: client.register_script(lib + "\n" + folder.joinpath(f"{name}.lua").read_text())
-        for name in _SCRIPTS
-    }
 
 
 def _envelope_or_raise(answer: list[Any], conflict: str) -> dict[str, Any]:
@@ -61,8 +52,8 @@ class NewTask:
     type: str
     payload: dict[str, Any]
     priority: str = model.DEFAULT_PRIORITY
-    max_retries: int = DEFAULT_MAX_RETRIES
-    timeout: int = DEFAULT_TIMEOUT_SECONDS
+    max_retries: int = defaults.DEFAULT_MAX_RETRIES
+    timeout: int = defaults.DEFAULT_TIMEOUT_SECONDS
     metadata: dict[str, Any] | None = None
     scheduled_at: Any = None  # datetime | None
     task_id: str | None = None
@@ -80,31 +71,15 @@ class Claim:
 
 
 class Store:
-    """Task envelopes, their indexes and transitions, in one Redis."""
+    """Task envelopes and their transitions, in one Redis."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, builder: MessageBuilder) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings, builder: MessageBuilder,
+                 scripts: Scripts | None = None) -> None:
         self.redis = client
         self.settings = settings
         self.builder = builder
-        self._scripts = _load_scripts(client)
-
-    # -- plumbing -----------------------------------------------------------------------------
-
-    def _run(self, name: str, task_id: str, *args: Any, moment: datetime | None = None) -> Any:
-        """Run a script about one task: ``ARGV[5]`` is its id."""
-        return self.call_script(name, [keys.task(task_id)], task_id, *args, moment=moment)
-
-    def call_script(
-        self, name: str, script_keys: list[str], *args: Any, moment: datetime | None = None
-    ) -> Any:
-        """Run store script ``name`` with the common arguments (prefix, now, events cap).
-
-        ``moment`` is the script's "now"; pass it when the caller already stamped fields with
-        it, so that every timestamp and index score written by the call agrees.
-        """
-        moment = moment or model.now()
-        argv = [keys.PREFIX, model.iso(moment), model.ms(moment), self.settings.events_maxlen]
-        return self._scripts[name](keys=script_keys, args=[*argv, *args])
+        self.scripts = scripts or Scripts(client, settings.events_maxlen)
+        self._run = self.scripts.run_for_task
 
     def _message(self, envelope: dict[str, Any], delivery: str) -> str:
         return self.builder.build(
@@ -115,8 +90,6 @@ class Store:
             delivery=delivery,
             timeout=int(envelope["timeout"]),
         )
-
-    # -- creating and reading -----------------------------------------------------------------
 
     def submit(
         self, new: NewTask, idempotency_key: str | None = None, *, adopt_delivery: str | None = None
@@ -157,7 +130,7 @@ class Store:
             "submit",
             task_id,
             keys.idempotency(idempotency_key) if idempotency_key else "",
-            IDEMPOTENCY_TTL_SECONDS,
+            defaults.IDEMPOTENCY_TTL_SECONDS,
             delivery,
             message,
             model.ms(new.scheduled_at) if scheduled else "",
@@ -173,14 +146,18 @@ class Store:
             raise TaskNotFound()
         return model.decode(fields)
 
+    def result(self, task_id: str, default: Any = None) -> Any:
+        """A task's stored result (decoded JSON; may be ``None``), or ``default`` when it has
+        none (not finished, or no such task)."""
+        raw = self.redis.hget(keys.task(task_id), "result")
+        return default if raw is None else json.loads(raw)
+
     def get_many(self, task_ids: list[str]) -> list[dict[str, Any]]:
         """Envelopes of several tasks in one round trip, skipping ids that no longer exist."""
         pipe = self.redis.pipeline(transaction=False)
         for task_id in task_ids:
             pipe.hgetall(keys.task(task_id))
         return [model.decode(fields) for fields in pipe.execute() if fields]
-
-    # -- transitions --------------------------------------------------------------------------
 
     def claim(self, task_id: str, delivery: str, worker: str) -> Claim:
         """pending → running for the live delivery; anything else is a skip."""
@@ -263,31 +240,6 @@ class Store:
         )
         return _envelope_or_raise(answer, "task cannot be updated in current state")
 
-    def statistics(self) -> dict[str, Any]:
-        """Counts by state and status over all stored tasks, success rate and mean processing
-        time — a fixed number of Redis commands in one round trip, whatever the task count."""
-        pipe = self.redis.pipeline(transaction=False)
-        for state in model.STATES:
-            pipe.zcard(keys.index("created", f"state:{state}"))
-        pipe.hmget(keys.stats(), "duration_ms_sum", "duration_count")
-        *counts, (duration_sum, duration_count) = pipe.execute()
-        by_state = dict(zip(model.STATES, counts, strict=True))
-        by_status = dict.fromkeys(model.STATUSES, 0)
-        for state, count in by_state.items():
-            by_status[model.STATUS_OF_STATE[state]] += count
-        succeeded = by_state[model.COMPLETED]
-        finished = succeeded + by_state[model.FAILED] + by_state[model.DEAD_LETTER]
-        completed_runs = int(duration_count or 0)
-        return {
-            "total": sum(counts),
-            **by_status,
-            "by_state": by_state,
-            "success_rate": round(succeeded / finished, 4) if finished else 0.0,
-            "avg_processing_time_ms": (
-                round(int(duration_sum or 0) / completed_runs, 1) if completed_runs else 0.0
-            ),
-        }
-
     def expired(self, retention_seconds: float, limit: int = 500) -> list[str]:
         """Final-state tasks older than the retention period, oldest first."""
         cutoff = model.ms(model.now()) - int(retention_seconds * 1000)
@@ -305,7 +257,7 @@ class Store:
 
     def promote_due(self, limit: int = 500) -> list[str]:
         """Release delayed tasks whose time has come; returns their ids."""
-        return self.call_script("promote", [keys.delayed(), keys.delayed_messages()], limit)
+        return self.scripts.run("promote", [keys.delayed(), keys.delayed_messages()], limit)
 
     def running_by_worker(self) -> dict[str, list[tuple[str, str, int]]]:
         """Running tasks by the worker that claimed them: worker → [(id, delivery, started ms)]."""
@@ -327,71 +279,3 @@ class Store:
         except TaskNotFound:
             return "missing"
         return self.fail(envelope, delivery, error, delay_seconds=0)
-
-    # -- dead-letter queue --------------------------------------------------------------------
-
-    def dlq_page(self, count: int, after: str | None) -> tuple[list[dict[str, Any]], int]:
-        """DLQ entries oldest first (after entry ``after``, exclusive), and the DLQ's size."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xrange(keys.dlq(), min=f"({after}" if after else "-", count=count)
-        pipe.xlen(keys.dlq())
-        entries, size = pipe.execute()
-        envelopes = {e["id"]: e for e in self.get_many([f["task_id"] for _, f in entries])}
-        page = [
-            {"task": envelopes[f["task_id"]], "reason": f["reason"], "added_at": f["added_at"],
-             "message_id": entry_id}
-            for entry_id, f in entries
-            if f["task_id"] in envelopes
-        ]
-        return page, size
-
-    def dlq_retry(self, task_id: str) -> dict[str, Any]:
-        """Queue a dead-lettered task again (attempts, progress and error reset)."""
-        fields = self.redis.hmget(keys.task(task_id), "state", "dlq_id")
-        if fields[0] != model.DEAD_LETTER or not fields[1]:
-            raise TaskNotFound("task not in the dead-letter queue")
-        return self.requeue(task_id, frozenset({model.DEAD_LETTER}), reset=True)
-
-    def dlq_task_ids(self, batch: int = 500) -> list[str]:
-        """Every task id in the DLQ, oldest first."""
-        ids: list[str] = []
-        start = "-"
-        while True:
-            entries = self.redis.xrange(keys.dlq(), min=start, count=batch)
-            ids += [fields["task_id"] for _, fields in entries]
-            if len(entries) < batch:
-                return ids
-            start = f"({entries[-1][0]}"
-
-    def dlq_clear(self) -> int:
-        """Empty the DLQ; the envelopes stay, in state ``dead_letter``."""
-        cleared = 0
-        while True:
-            removed = self.call_script("dlq_clear", [keys.dlq()], 500)
-            cleared += removed
-            if removed < 500:
-                return cleared
-
-    # -- listing and counting -----------------------------------------------------------------
-
-    def page(
-        self, *, filter_: str, sort: str, descending: bool, page: int, page_size: int
-    ) -> tuple[list[dict[str, Any]], int]:
-        """One page of envelopes from an index, and the index's size: O(log n + page)."""
-        key = keys.index(sort, filter_)
-        start = (page - 1) * page_size
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zcard(key)
-        pipe.zrange(key, start, start + page_size - 1, desc=descending)
-        total, ids = pipe.execute()
-        return (self.get_many(ids) if ids else []), total
-
-    def queue_depths(self) -> dict[str, int]:
-        """Messages waiting in each Celery queue (all of kombu's lists for it)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for queue in model.QUEUES:
-            for name in keys.queue_lists(queue):
-                pipe.llen(name)
-        lengths = pipe.execute()
-        per = len(keys.KOMBU_PRIORITY_SUFFIXES)
-        return {q: sum(lengths[i * per : (i + 1) * per]) for i, q in enumerate(model.QUEUES)}

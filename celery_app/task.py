@@ -28,8 +28,9 @@ from handlers.errors import PermanentError
 from handlers.progress import reporting_to
 
 from . import model
+from .defaults import DEFAULT_TIMEOUT_SECONDS
 from .messages import DELIVERY_HEADER
-from .store import DEFAULT_TIMEOUT_SECONDS, NewTask
+from .store import NewTask
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from celery import Celery, bootsteps
 from celery.worker import state as worker_state
 
 from . import model
-from .workers import Workers
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +58,7 @@ class Presence(bootsteps.StartStopStep):
     def shutdown(self, consumer: Any) -> None:
         self.stop(consumer)
         try:
-            Workers(consumer.app.runtime.store).left(consumer.hostname, "shutdown",
-                                                     drop_record=True)
+            consumer.app.runtime.workers.left(consumer.hostname, "shutdown", drop_record=True)
         except Exception:  # the record expires by itself; the reaper emits worker.left
             logger.warning("could not remove worker record", exc_info=True)
 
@@ -87,14 +85,13 @@ class Presence(bootsteps.StartStopStep):
         settings = consumer.app.settings
         ttl_ms = int(settings.worker_heartbeat_seconds * HEARTBEAT_TTL_INTERVALS * 1000)
         try:
-            Workers(consumer.app.runtime.store).beat(consumer.hostname, self.record(consumer),
-                                                     ttl_ms)
+            consumer.app.runtime.workers.beat(consumer.hostname, self.record(consumer), ttl_ms)
         except Exception:
             logger.warning("heartbeat failed", exc_info=True)
 
     def check_pause(self, consumer: Any) -> None:
         """Apply the pause flag if it changed."""
-        workers = Workers(consumer.app.runtime.store)
+        workers = consumer.app.runtime.workers
         try:
             wanted = workers.is_paused(consumer.hostname)
         except Exception:

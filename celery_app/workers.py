@@ -4,6 +4,9 @@ Workers write their own records (``tq:worker:<hostname>``, expiring after three 
 intervals) from their main process; readers never broadcast to workers. Pausing is a persisted
 flag in ``tq:paused`` that each worker applies within a quarter second and re-applies when it
 restarts.
+
+Keys (:mod:`celery_app.keys`): ``tq:workers`` (zset of known workers), ``tq:worker:<hostname>``
+(each record), ``tq:paused`` (pause flags), and worker events on ``tq:events``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 from . import keys, model
 from .errors import TaskqueueError
-from .store import Store
+from .scripts import Scripts
 
 
 class WorkerNotFound(TaskqueueError):
@@ -42,9 +45,9 @@ def _public(record: dict[str, str], paused: bool) -> dict[str, Any]:
 class Workers:
     """Reads the registry and sets pause flags; O(workers) Redis work, one round trip."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.redis = store.redis
+    def __init__(self, client: Any, scripts: Scripts) -> None:
+        self.redis = client
+        self.scripts = scripts
 
     def all(self) -> list[dict[str, Any]]:
         """Every live worker, by id."""
@@ -85,11 +88,11 @@ class Workers:
     def beat(self, hostname: str, record: dict[str, Any], ttl_ms: int) -> bool:
         """Write a worker's record; true when it just joined."""
         flat = [item for pair in record.items() for item in pair]
-        return bool(self.store.call_script("worker_beat", [], hostname, ttl_ms, *flat))
+        return bool(self.scripts.run("worker_beat", [], hostname, ttl_ms, *flat))
 
     def left(self, hostname: str, reason: str, *, drop_record: bool) -> bool:
         """Forget a worker and emit ``worker.left`` (once); true if it was known."""
-        return bool(self.store.call_script(
+        return bool(self.scripts.run(
             "worker_left", [], hostname, reason, "1" if drop_record else "0"))
 
     def forget_departed(self) -> list[str]:
@@ -105,7 +108,7 @@ class Workers:
         """Append a worker event (``worker.paused``/``worker.resumed``) to the event stream."""
         data = json.dumps({"worker_id": hostname})
         self.redis.xadd(keys.events(), {"type": event_type, "data": data},
-                        maxlen=self.store.settings.events_maxlen, approximate=True)
+                        maxlen=self.scripts.events_maxlen, approximate=True)
 
     def count(self) -> int:
         """Live workers."""

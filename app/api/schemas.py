@@ -21,7 +21,7 @@ from marshmallow import (
 )
 
 import handlers
-from celery_app import model
+from celery_app import defaults, model
 from celery_app.errors import InvalidRequest
 
 MAX_JSON_DEPTH = 64
@@ -158,8 +158,10 @@ class SubmitSchema(Schema):
     type = task_type(required=True)
     payload = fields.Dict(keys=fields.String(), load_default=dict)
     priority = Priority(load_default=model.DEFAULT_PRIORITY)
-    max_retries = StrictInteger(validate=validate.Range(0, 100), load_default=3)
-    timeout = StrictInteger(validate=validate.Range(1, 86_400), load_default=300)
+    max_retries = StrictInteger(validate=validate.Range(0, defaults.MAX_RETRIES),
+                                load_default=defaults.DEFAULT_MAX_RETRIES)
+    timeout = StrictInteger(validate=validate.Range(1, defaults.MAX_TIMEOUT_SECONDS),
+                            load_default=defaults.DEFAULT_TIMEOUT_SECONDS)
     metadata = fields.Dict(keys=fields.String(), load_default=dict)
     scheduled_at = fields.AwareDateTime(default_timezone=UTC, load_default=None)
 

@@ -11,6 +11,7 @@ from celery_app.store import NewTask
 from celery_app.uploads import remove_task_files
 
 from ..openapi import document, task_links
+from ..services import listing as task_listing
 from ..services import services, store
 from .responses import DeletedSchema, EnvelopeSchema, StatisticsSchema, TaskPageSchema
 from .schemas import (
@@ -83,7 +84,7 @@ def patch(task_id: str):
 @document(summary="Task statistics", tags=("tasks",), responses={200: StatisticsSchema})
 def statistics():
     """Counts per status and state, success rate, mean processing time — O(1) Redis work."""
-    return store().statistics()
+    return task_listing().statistics()
 
 
 @bp.post("/<task_id:task_id>/retry")
@@ -101,8 +102,8 @@ def retry(task_id: str):
 def listing():
     """Queue depths, and one page of tasks from one index."""
     query = list_schema.load(request.args.to_dict())
-    depths = store().queue_depths()
-    tasks, total = store().page(
+    depths = task_listing().queue_depths()
+    tasks, total = task_listing().page(
         filter_=query["filter"],
         sort=query["sort"],
         descending=query["order"] == "desc",

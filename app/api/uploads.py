@@ -11,6 +11,7 @@ from flask import request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 import handlers
+from celery_app import defaults
 from celery_app.errors import InvalidRequest
 from celery_app.store import NewTask
 from celery_app.uploads import disk_name, display_name, new_upload_id, task_dir
@@ -42,8 +43,10 @@ class UploadFormSchema(Schema):
 
     type = task_type(takes_a_file(), load_default="file.process")
     priority = Priority(load_default="low")
-    max_retries = fields.Integer(validate=validate.Range(0, 100), load_default=3)
-    timeout = fields.Integer(validate=validate.Range(1, 86_400), load_default=300)
+    max_retries = fields.Integer(validate=validate.Range(0, defaults.MAX_RETRIES),
+                                 load_default=defaults.DEFAULT_MAX_RETRIES)
+    timeout = fields.Integer(validate=validate.Range(1, defaults.MAX_TIMEOUT_SECONDS),
+                             load_default=defaults.DEFAULT_TIMEOUT_SECONDS)
     metadata = fields.String(load_default="{}")
 
     @validates_schema
