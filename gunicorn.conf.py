@@ -1,13 +1,25 @@
-"""gunicorn settings read from the working directory: Prometheus multiprocess mode.
+"""gunicorn settings read from the working directory: connection limits and Prometheus
+multiprocess mode.
 
-Every web process writes its HTTP metrics to files in ``PROMETHEUS_MULTIPROC_DIR``; ``/metrics``
-merges them. The directory is emptied when gunicorn starts and a dead worker's files are
-marked, so restarts never double-count.
+- ``keepalive`` (``WEB_KEEPALIVE_SECONDS`` [75]): how long an idle client connection stays
+  open. It must be longer than the idle timeout of whatever pools connections in front (AWS
+  ALB 60 s, nginx ``keepalive_timeout`` 75 s with ``upstream keepalive``, Google LB 600 s: raise
+  it there); otherwise the server closes a connection just as the balancer reuses it and that
+  request fails. gunicorn's own default is 2 s.
+- ``limit_request_line`` (``WEB_MAX_REQUEST_LINE`` [8190], gunicorn's maximum): URLs up to this
+  reach the app, which answers in JSON (a 5,000-character task id is a JSON 404, not
+  gunicorn's HTML 414).
+- Every web process writes its HTTP metrics to files in ``PROMETHEUS_MULTIPROC_DIR``;
+  ``/metrics`` merges them. The directory is emptied when gunicorn starts and a dead worker's
+  files are marked, so restarts never double-count.
 """
 
 import os
 import shutil
 import tempfile
+
+keepalive = int(os.environ.get("WEB_KEEPALIVE_SECONDS", "75"))
+limit_request_line = int(os.environ.get("WEB_MAX_REQUEST_LINE", "8190"))
 
 
 def on_starting(server):

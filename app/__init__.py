@@ -8,11 +8,12 @@ from werkzeug.routing import BaseConverter
 from celery_app import create_celery
 from celery_app.settings import Settings
 
-from . import auth, errors, metrics, openapi, uploads, ws
+from . import auth, errors, metrics, openapi, protocol, uploads, ws
 from .admin import bp as admin_bp
 from .api import uploads as _upload_routes  # noqa: F401  (registers on the tasks blueprint)
 from .api.tasks import bp as tasks_bp
 from .dlq import bp as dlq_bp
+from .jsonprovider import StrictJSONProvider
 from .services import Services
 
 
@@ -30,12 +31,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.url_map.strict_slashes = False
     app.url_map.converters["task_id"] = TaskIdConverter
-    app.json.sort_keys = False
+    app.json = StrictJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
     app.extensions["taskqueue"] = Services(settings, create_celery(settings))
     errors.init_app(app)
     auth.init_app(app, settings)
     uploads.init_app(app)
+    protocol.init_app(app)
     metrics.init_app(app, lambda: app.extensions["taskqueue"].celery.runtime)
     app.register_blueprint(tasks_bp)
     app.register_blueprint(admin_bp)

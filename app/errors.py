@@ -12,6 +12,7 @@ import redis
 from flask import Flask, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing.exceptions import WebsocketMismatch
 
 from celery_app.errors import TaskqueueError
 
@@ -50,6 +51,14 @@ def init_app(app: Flask) -> None:
         for name, value in exc.get_headers():  # e.g. Allow on 405
             if name.lower() != "content-type":
                 response.headers[name] = value
+        return response, status
+
+    @app.errorhandler(WebsocketMismatch)
+    def not_upgraded(exc: WebsocketMismatch):
+        """A plain request to a WebSocket route (werkzeug's generic 400 says nothing)."""
+        response, status = error_response(
+            426, "this is a WebSocket endpoint: send a WebSocket upgrade request")
+        response.headers["Upgrade"] = "websocket"
         return response, status
 
     @app.errorhandler(TaskqueueError)

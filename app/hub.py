@@ -8,7 +8,6 @@ their connection's thread instead.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -19,6 +18,7 @@ from typing import Any
 
 import redis
 
+from celery_app import strictjson
 from celery_app.events import Event, id_key, last_id, read_new
 
 from .outbox import Outbox, text_frame
@@ -138,4 +138,4 @@ class Hub:
 
 
 def frame_bytes(event: Event) -> bytes:
-    return text_frame(json.dumps(event.frame()).encode())
+    return text_frame(strictjson.dumps(event.frame()).encode())

@@ -15,11 +15,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Request, g
+from flask import Flask, g
 
+from .protocol import StrictRequest
 from .services import services
 
 PARTIAL_DIR = ".partial"
+#: How much of a file's start its content type is sniffed from (as ``file.process`` does).
+SNIFF_BYTES = 8192
 
 
 class HashingFile:
@@ -32,8 +35,11 @@ class HashingFile:
         self._file = os.fdopen(descriptor, "w+b")
         self._digest = hashlib.sha256()
         self.size = 0
+        self.head = b""  # the first SNIFF_BYTES, for the content type
 
     def write(self, data: bytes) -> int:
+        if len(self.head) < SNIFF_BYTES:
+            self.head += data[: SNIFF_BYTES - len(self.head)]
         self._digest.update(data)
         self.size += len(data)
         return self._file.write(data)
@@ -46,8 +52,8 @@ class HashingFile:
         return getattr(self._file, name)
 
 
-class UploadRequest(Request):
-    """Flask's request, with multipart files streamed into ``UPLOAD_DIR/.partial``."""
+class UploadRequest(StrictRequest):
+    """The service's request, with multipart files streamed into ``UPLOAD_DIR/.partial``."""
 
     def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
                          filename: str | None = None,

@@ -10,7 +10,6 @@ frame serves every connection.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import socket
@@ -21,6 +20,7 @@ from flask import Flask, current_app, request
 from flask_sock import ConnectionClosed, Sock
 from marshmallow import Schema, fields
 
+from celery_app import strictjson
 from celery_app.errors import TaskNotFound
 from celery_app.events import Event, EventFilter, id_key, is_event_id, read_after
 from celery_app.runtime import redis_client
@@ -33,6 +33,8 @@ from .services import runtime, store
 logger = logging.getLogger(__name__)
 
 TOO_SLOW = (1008, "client too slow")
+#: Largest message a client may send (close 1009 above it); the tracker's messages are tiny.
+MAX_MESSAGE_BYTES = 64 * 1024
 EVENT_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
 
 sock = Sock()
@@ -78,7 +80,7 @@ def _watch(ws: Any, outbox: Outbox, subscription: Subscription) -> None:
 
 def _send(ws: Any, outbox: Outbox, frame: dict[str, Any]) -> None:
     """Send one JSON frame from the connection thread (ordered with everything else)."""
-    outbox.write(text_frame(json.dumps(frame).encode()))
+    outbox.write(text_frame(strictjson.dumps(frame).encode()))
     outbox.flush()
     if outbox.dropped:
         _end(ws, outbox)
@@ -93,6 +95,7 @@ def _send(ws: Any, outbox: Outbox, frame: dict[str, Any]) -> None:
                       "since that event before going live.")
 def event_socket(ws: Any) -> None:
     """Every event as one JSON frame; ``types``/``task_id`` filter, ``last_event_id`` replays."""
+    ws.input_buffer = _Discard()  # client input is dropped as it arrives, never buffered
     outbox = attach_outbox(ws)
     after = request.args.get("last_event_id") or None
     try:
@@ -154,12 +157,20 @@ def _read_client(ws: Any, subscription: Subscription) -> None:
         subscription.queue.put(("closed", None))
 
 
+class _Discard(list):
+    """An input buffer that keeps nothing: ``/ws`` never reads what clients send."""
+
+    def append(self, item: Any) -> None:
+        pass
+
+
 def _handle(ws: Any, outbox: Outbox, raw: Any, watched: set[str]) -> None:
     try:
-        message = json.loads(raw)
-        kind = message["type"] if isinstance(message, dict) else None
-    except (TypeError, ValueError, KeyError):
-        kind, message = None, {}
+        message = strictjson.loads(raw)
+        kind = message.get("type") if isinstance(message, dict) else None
+    except strictjson.InvalidJSON as exc:
+        _send(ws, outbox, {"type": "error", "message": f"invalid JSON message: {exc}"})
+        return
     if kind == "ping":
         _send(ws, outbox, {"type": "pong"})
         return
@@ -219,7 +230,8 @@ def tracker_socket(ws: Any, client_id: str) -> None:
 def init_app(app: Flask) -> None:
     """Register both WebSocket routes and this process's hub."""
     settings = app.extensions["taskqueue"].settings
-    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": 25})
+    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": 25,
+                                                  "max_message_size": MAX_MESSAGE_BYTES})
     app.extensions["taskqueue_hub"] = Hub(
         lambda: redis_client(settings, socket_timeout=READ_BLOCK_MS / 1000 + 5))
 

@@ -11,7 +11,6 @@ and a window where one happens without the other — into one atomic Lua call.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import socket
 import uuid
@@ -20,6 +19,7 @@ from typing import Any
 from celery import Celery
 from kombu.serialization import dumps as kombu_dumps
 
+from . import strictjson
 from .defaults import hard_time_limit_seconds
 
 #: Message header naming the delivery a message carries; the claim step compares it with the
@@ -82,4 +82,4 @@ class MessageBuilder:
             "headers": headers,
             "properties": properties,
         }
-        return json.dumps(message)
+        return strictjson.dumps(message, ensure_ascii=True)

@@ -12,6 +12,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from . import strictjson
+
 PENDING, SCHEDULED, RUNNING, RETRYING = "pending", "scheduled", "running", "retrying"
 COMPLETED, FAILED, DEAD_LETTER, CANCELLED = "completed", "failed", "dead_letter", "cancelled"
 STATES = (PENDING, SCHEDULED, RUNNING, RETRYING, COMPLETED, FAILED, DEAD_LETTER, CANCELLED)
@@ -65,8 +67,12 @@ def ms(moment: datetime) -> int:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON, the form every JSON field is stored in."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact strict JSON (UTF-8 text), the form every JSON field is stored in.
+
+    ``ValueError`` for NaN/±Infinity or a lone surrogate (:func:`strictjson.dumps`): nothing
+    stored can later be served as invalid JSON.
+    """
+    return strictjson.dumps(value, separators=(",", ":"))
 
 
 def encode(envelope: dict[str, Any]) -> dict[str, str | int]:

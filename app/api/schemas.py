@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import re
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import (
@@ -21,10 +20,10 @@ from marshmallow import (
 )
 
 import handlers
-from celery_app import defaults, model
+from celery_app import defaults, model, strictjson
 from celery_app.errors import InvalidRequest
 
-MAX_JSON_DEPTH = 64
+MAX_JSON_DEPTH = strictjson.MAX_DEPTH
 
 
 class StrictInteger(fields.Integer):
@@ -84,6 +83,23 @@ class StrictBoolean(fields.Boolean):
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return value
+
+
+class UtcDateTime(fields.AwareDateTime):
+    """An ISO-8601 date-time (UTC when no offset is given), loaded as UTC; one whose UTC
+    moment falls outside years 1-9999 (``9999-12-31T23:59:59-12:00``) is out of range."""
+
+    default_error_messages = {"range": "date-time out of range (UTC years 1-9999)"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(default_timezone=UTC, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise self.make_error("range") from None
 
 
 def _field_for(annotation: str, **kwargs: Any) -> fields.Field:
@@ -163,7 +179,7 @@ class SubmitSchema(Schema):
     timeout = StrictInteger(validate=validate.Range(1, defaults.MAX_TIMEOUT_SECONDS),
                             load_default=defaults.DEFAULT_TIMEOUT_SECONDS)
     metadata = fields.Dict(keys=fields.String(), load_default=dict)
-    scheduled_at = fields.AwareDateTime(default_timezone=UTC, load_default=None)
+    scheduled_at = UtcDateTime(load_default=None)
 
     @validates_schema
     def payload_fits_handler(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -240,43 +256,19 @@ class ListQuerySchema(Schema):
         return data
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise InvalidRequest(f"duplicate key {key!r} in JSON body")
-        result[key] = value
-    return result
-
-
-def _reject_constant(name: str) -> None:
-    raise InvalidRequest(f"{name} is not valid JSON")
-
-
 def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """A request body as a JSON object, or :class:`InvalidRequest` saying what is wrong."""
+    """A request body as a JSON object, or :class:`InvalidRequest` saying what is wrong.
+
+    Parsed by :func:`celery_app.strictjson.loads` (the service's one JSON reader): duplicate
+    keys, ``NaN``/``Infinity``, numbers beyond a double (``1e999``), lone surrogates and
+    nesting deeper than 64 levels are refused, naming the field where there is one.
+    """
     if not raw.strip():
         raise InvalidRequest("request body must be a JSON object")
     try:
-        body = json.loads(
-            raw, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
-    except (ValueError, RecursionError) as exc:
-        raise InvalidRequest(f"invalid JSON body: {exc}") from None
+        body = strictjson.loads(raw)
+    except strictjson.InvalidJSON as exc:
+        raise InvalidRequest(str(exc) if exc.located else f"invalid JSON body: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
-    if _depth(body) > MAX_JSON_DEPTH:
-        raise InvalidRequest(f"JSON body nested deeper than {MAX_JSON_DEPTH} levels")
     return body
-
-
-def _depth(value: Any) -> int:
-    """How many objects/arrays deep ``value`` nests (scalars add no level)."""
-    stack, deepest = [(value, 1)], 0
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in children)
-    return deepest

@@ -11,6 +11,7 @@ from celery_app.store import NewTask
 from celery_app.uploads import remove_task_files
 
 from ..openapi import document, task_links
+from ..protocol import idempotency_key
 from ..services import listing as task_listing
 from ..services import services, store
 from .responses import DeletedSchema, EnvelopeSchema, StatisticsSchema, TaskPageSchema
@@ -41,7 +42,7 @@ RETRYABLE_STATES = frozenset({model.FAILED, model.DEAD_LETTER, model.CANCELLED, 
 def submit():
     """Create a task; a repeated ``Idempotency-Key`` returns the first one (200)."""
     data = submit_schema.load(parse_json_object(request.get_data(cache=False)))
-    key = request.headers.get("Idempotency-Key") or None
+    key = idempotency_key()
     envelope, created = store().submit(NewTask(**data), idempotency_key=key)
     return envelope, 201 if created else 200
 

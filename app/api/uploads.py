@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from typing import Any
@@ -11,10 +10,11 @@ from flask import request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 import handlers
-from celery_app import defaults
+from celery_app import defaults, strictjson
 from celery_app.errors import InvalidRequest
 from celery_app.store import NewTask
 from celery_app.uploads import disk_name, display_name, new_upload_id, task_dir
+from handlers.files import sniff
 
 from ..openapi import document, task_links
 from ..services import services, store
@@ -52,9 +52,9 @@ class UploadFormSchema(Schema):
     @validates_schema
     def metadata_is_an_object(self, data: dict[str, Any], **kwargs: Any) -> None:
         try:
-            value = json.loads(data.get("metadata", "{}"))
-        except ValueError:
-            value = None
+            value = strictjson.loads(data.get("metadata", "{}"))
+        except strictjson.InvalidJSON as exc:
+            raise ValidationError(f"not strict JSON: {exc}", "metadata") from None
         if not isinstance(value, dict):
             raise ValidationError("must be a JSON object", "metadata")
 
@@ -97,9 +97,9 @@ def upload():
     new = NewTask(
         type=form["type"], payload=payload, priority=form["priority"],
         max_retries=form["max_retries"], timeout=form["timeout"],
-        metadata=json.loads(form["metadata"]), task_id=task_id,
+        metadata=strictjson.loads(form["metadata"]), task_id=task_id,
         extra={"file_name": display_name(received.filename), "file_size": stream.size,
-               "content_type": received.mimetype or "application/octet-stream",
+               "content_type": sniff(stream.head),
                "sha256": stream.sha256},
     )
     try:
