@@ -8,11 +8,7 @@ from werkzeug.routing import BaseConverter
 from celery_app import create_celery
 from celery_app.settings import Settings
 
-from . import auth, errors, metrics, openapi, protocol, uploads, ws
-from .admin import bp as admin_bp
-from .api import uploads as _upload_routes  # noqa: F401  (registers on the tasks blueprint)
-from .api.tasks import bp as tasks_bp
-from .dlq import bp as dlq_bp
+from . import api, auth, errors, metrics, openapi, protocol, uploads, ws
 from .jsonprovider import StrictJSONProvider
 from .services import Services
 
@@ -39,9 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     uploads.init_app(app)
     protocol.init_app(app)
     metrics.init_app(app, lambda: app.extensions["taskqueue"].celery.runtime)
-    app.register_blueprint(tasks_bp)
-    app.register_blueprint(admin_bp)
-    app.register_blueprint(dlq_bp)
+    api.init_app(app)
     ws.init_app(app)
     openapi.init_app(app)
     return app

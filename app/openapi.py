@@ -1,18 +1,15 @@
 """The machine-readable contract: ``/openapi.json`` (OpenAPI 3.1) and ``/docs``.
 
-Each view declares its operation with :func:`document`: the marshmallow schemas that validate
-its input and the schema of each response status. The decorator dumps every successful body
-through the declared schema, and :func:`build_spec` walks Flask's URL map to generate the
-document from the same declarations — a route without one fails the build, so nothing can
-ship undocumented, and the documented shapes are the shapes served. Swagger UI's assets come
-from the ``flask-swagger-ui`` package; nothing is fetched from a CDN.
+:func:`build_spec` walks Flask's URL map and generates the document from each view's
+declaration (:func:`app.api.document.document`) — a route without one fails the build, so
+nothing can ship undocumented, and the documented shapes are the shapes served. This module
+reads the API's declarations and schemas; nothing under ``app/api`` imports it. Swagger UI's
+assets come from the ``flask-swagger-ui`` package; nothing is fetched from a CDN.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
@@ -24,6 +21,7 @@ from marshmallow import Schema
 
 import handlers
 
+from .api.document import document, operation_meta
 from .api.responses import ErrorSchema
 from .api.schemas import payload_schema
 
@@ -38,52 +36,10 @@ ERROR_TEXT = {
 SECURITY = [{"ApiKey": []}, {"Bearer": []}]
 
 
-def document(*, summary: str, tags: tuple[str, ...], responses: dict[int, Any],
-             body: type[Schema] | list[type[Schema]] | None = None,
-             query: type[Schema] | None = None,
-             multipart: type[Schema] | None = None, errors: tuple[int, ...] = (),
-             public: bool = False, description: str | None = None,
-             links: dict[str, Any] | None = None) -> Callable:
-    """Declare a view's operation; successful bodies are dumped through ``responses[status]``.
-
-    A response value is a Schema class (JSON body), or a ``(content type, description)``
-    pair for anything else.
-    """
-    meta = {"summary": summary, "tags": tags, "responses": responses, "body": body,
-            "query": query, "multipart": multipart, "errors": errors, "public": public,
-            "description": description, "links": links or {}}
-    dumpers = {status: [s() for s in (schema if isinstance(schema, list) else [schema])]
-               for status, schema in responses.items() if not isinstance(schema, tuple)}
-
-    def decorate(view: Callable) -> Callable:
-        @functools.wraps(view)
-        def shaped(*args: Any, **kwargs: Any) -> Any:
-            result = view(*args, **kwargs)
-            body_, status = result if isinstance(result, tuple) else (result, 200)
-            if status not in dumpers or not isinstance(body_, dict):
-                return result
-            return _shape(dumpers[status], body_), status
-
-        shaped.__openapi__ = meta
-        return shaped
-
-    return decorate
-
-
-def _shape(schemas: list[Schema], body: dict[str, Any]) -> dict[str, Any]:
-    """Dump ``body`` through the first schema whose required fields it has."""
-    for schema in schemas:
-        required = {n for n, f in schema.fields.items() if f.required}
-        if required <= body.keys():
-            return schema.dump(body)
-    raise ValueError(f"response body fits none of {[type(s).__name__ for s in schemas]}")
-
-
 def _external(summary: str, tags: tuple[str, ...], content: str, text: str,
               public: bool = False) -> dict[str, Any]:
-    return {"summary": summary, "tags": tags, "responses": {200: (content, text)}, "body": None,
-            "query": None, "multipart": None, "errors": (), "public": public,
-            "description": None, "links": {}}
+    return operation_meta(summary=summary, tags=tags, responses={200: (content, text)},
+                          public=public)
 
 
 #: Endpoints whose views come from libraries (no decorator to put on them).
@@ -158,14 +114,6 @@ def _operation(meta: dict[str, Any], path_params: list[str], endpoint: str) -> d
     return operation
 
 
-def task_links(id_field: str = "id") -> dict[str, Any]:
-    """OpenAPI links from a created task to the operations on it (for stateful testing)."""
-    ref = {"task_id": f"$response.body#/{id_field}"}
-    return {name: {"operationId": operation, "parameters": ref} for name, operation in (
-        ("GetTask", "tasks_get"), ("CancelTask", "tasks_cancel"),
-        ("ReportOnTask", "tasks_patch"), ("RetryTask", "tasks_retry"))}
-
-
 def _schemas_with_extras(app: Flask) -> list[type[Schema]]:
     """Input schemas that carry JSON-Schema keywords marshmallow cannot express."""
     found: list[type[Schema]] = []
@@ -180,7 +128,7 @@ def _schemas_with_extras(app: Flask) -> list[type[Schema]]:
 
 
 class UndocumentedRoute(RuntimeError):
-    """A route without a :func:`document` declaration."""
+    """A route without a :func:`~app.api.document.document` declaration."""
 
 
 def build_spec(app: Flask) -> dict[str, Any]:

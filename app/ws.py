@@ -25,8 +25,8 @@ from celery_app.errors import TaskNotFound
 from celery_app.events import Event, EventFilter, id_key, is_event_id, read_after
 from celery_app.runtime import redis_client
 
+from .api.document import document
 from .hub import READ_BLOCK_MS, Hub, Subscription, frame_bytes
-from .openapi import document
 from .outbox import Outbox, attach_outbox, text_frame
 from .services import runtime, store
 

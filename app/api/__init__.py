@@ -1,0 +1,26 @@
+"""The HTTP API: one blueprint per resource.
+
+================  =====================  ==================================================
+blueprint         prefix                 module
+================  =====================  ==================================================
+``tasks``         ``/api/v1/tasks``      :mod:`app.api.tasks` (submit, read, list, cancel…)
+``uploads``       ``/api/v1/tasks``      :mod:`app.api.uploads` (``POST /upload``)
+``admin``         ``/admin``             :mod:`app.api.admin` (health, workers, queues)
+``dlq``           ``/admin/dlq``         :mod:`app.api.dlq` (the dead-letter queue)
+================  =====================  ==================================================
+
+Views declare their operation with :func:`app.api.document.document`; request schemas are in
+:mod:`app.api.schemas`, response schemas in :mod:`app.api.responses`.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from . import admin, dlq, tasks, uploads
+
+
+def init_app(app: Flask) -> None:
+    """Register every resource's blueprint on ``app``."""
+    for module in (tasks, uploads, admin, dlq):
+        app.register_blueprint(module.bp)

@@ -10,10 +10,10 @@ from celery_app import model
 from celery_app.store import NewTask
 from celery_app.uploads import remove_task_files
 
-from ..openapi import document, task_links
 from ..protocol import idempotency_key
 from ..services import listing as task_listing
 from ..services import services, store
+from .document import document, task_links
 from .responses import DeletedSchema, EnvelopeSchema, StatisticsSchema, TaskPageSchema
 from .schemas import (
     DeleteQuerySchema,

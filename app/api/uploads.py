@@ -6,7 +6,7 @@ import os
 import shutil
 from typing import Any
 
-from flask import request
+from flask import Blueprint, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 import handlers
@@ -16,11 +16,12 @@ from celery_app.store import NewTask
 from celery_app.uploads import disk_name, display_name, new_upload_id, task_dir
 from handlers.files import sniff
 
-from ..openapi import document, task_links
 from ..services import services, store
+from .document import document, task_links
 from .responses import EnvelopeSchema
 from .schemas import Priority, payload_validator, task_type
-from .tasks import bp
+
+bp = Blueprint("uploads", __name__, url_prefix="/api/v1/tasks")
 
 
 def takes_a_file() -> list[str]:

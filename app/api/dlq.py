@@ -10,10 +10,10 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from celery_app.errors import InvalidState, TaskNotFound
 from celery_app.events import is_event_id
 
-from .api.responses import ClearedSchema, DeadLettersSchema, RequeuedSchema
-from .api.schemas import parse_json_object
-from .openapi import document
-from .services import dead_letters
+from ..services import dead_letters
+from .document import document
+from .responses import ClearedSchema, DeadLettersSchema, RequeuedSchema
+from .schemas import parse_json_object
 
 bp = Blueprint("dlq", __name__, url_prefix="/admin/dlq")
 

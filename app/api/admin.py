@@ -6,10 +6,10 @@ from flask import Blueprint
 
 from celery_app import model
 
-from .api.responses import HealthSchema, QueuesSchema, WorkerListSchema, WorkerSchema
-from .errors import REDIS_DOWN
-from .openapi import document
-from .services import listing, runtime, workers
+from ..errors import REDIS_DOWN
+from ..services import listing, runtime, workers
+from .document import document
+from .responses import HealthSchema, QueuesSchema, WorkerListSchema, WorkerSchema
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
