@@ -24,6 +24,12 @@ class TaskNotFound(TaskqueueError):
         super().__init__(message)
 
 
+class IdempotencyMismatch(TaskqueueError):
+    """An ``Idempotency-Key`` repeated with a different request (as Stripe answers it)."""
+
+    status = 422
+
+
 class InvalidState(TaskqueueError):
     """The task's state does not allow the operation."""
 

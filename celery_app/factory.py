@@ -13,6 +13,7 @@ from . import model
 from .config import celery_config
 from .defaults import DEFAULT_TIMEOUT_SECONDS, hard_time_limit_seconds
 from .messages import DELIVERY_HEADER, new_delivery
+from .payloads import check_payload
 from .runtime import Runtime
 from .settings import Settings
 from .store import NewTask
@@ -40,12 +41,16 @@ class TaskqueueCelery(Celery):
         ``send_task``) first gets its envelope and ``task.submitted`` event, like an HTTP submit.
 
         Done here rather than in a ``before_task_publish`` receiver so that a failure reaches
-        the caller instead of being swallowed.
+        the caller instead of being swallowed. The keyword arguments are checked against the
+        handler's signature first (:func:`~celery_app.payloads.check_payload`): a payload the
+        HTTP API would refuse raises :class:`~celery_app.payloads.InvalidPayload` here and
+        nothing is stored or queued.
         """
         headers = dict(options.get("headers") or {})
         if name in handlers.REGISTRY and DELIVERY_HEADER not in headers:
             if args:
                 raise TypeError(f"{name}: handler tasks take keyword arguments (the payload)")
+            check_payload(name, kwargs or {}, prefix=name)
             new = direct_task(self, name, kwargs or {}, options)
             headers[DELIVERY_HEADER] = new_delivery()
             options.update(headers=headers, task_id=new.task_id,

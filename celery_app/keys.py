@@ -27,6 +27,9 @@ Index zsets (``tq:idx:<sort>:<filter>``): ``sort`` is ``created``, ``updated`` o
 ``status:<status>`` or ``type:<type>``. Each task sits in 4 filters × 3 sorts; ties on a score
 order by id, so pages are stable. The Lua scripts build the same names from :data:`PREFIX`
 (one Redis, not Cluster — as for Celery's Redis transport).
+
+``tq:idem:<key>`` holds ``<SHA-256 of the request>:<task id>``: a repeat of the key with another
+request is refused (422) instead of answered with the first task.
 """
 
 from __future__ import annotations

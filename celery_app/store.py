@@ -15,6 +15,7 @@ The dead-letter queue is :mod:`celery_app.dlq`; listing and statistics are
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ from typing import Any
 
 import redis
 
-from . import defaults, keys, model
-from .errors import InvalidState, TaskNotFound
+from . import defaults, keys, model, strictjson
+from .errors import IdempotencyMismatch, InvalidState, TaskNotFound
 from .messages import MessageBuilder, new_delivery
 from .scripts import Scripts
 from .settings import Settings
@@ -58,6 +59,32 @@ class NewTask:
     scheduled_at: Any = None  # datetime | None
     task_id: str | None = None
     extra: dict[str, Any] | None = None  # upload fields
+
+    #: What a caller asked for: an ``Idempotency-Key`` may only be repeated with the same.
+    REQUEST_FIELDS = ("type", "payload", "priority", "max_retries", "timeout", "metadata",
+                      "scheduled_at")
+
+    def request(self) -> dict[str, Any]:
+        """The caller's request, as compared for an idempotent repeat."""
+        scheduled = self.scheduled_at
+        return {"type": self.type, "payload": self.payload, "priority": self.priority,
+                "max_retries": self.max_retries, "timeout": self.timeout,
+                "metadata": self.metadata or {},
+                "scheduled_at": model.iso(scheduled) if scheduled is not None else None}
+
+    def request_hash(self) -> str:
+        """SHA-256 (hex) of :meth:`request` as canonical JSON (sorted keys, compact)."""
+        canonical = strictjson.dumps(self.request(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def differences(self, envelope: dict[str, Any]) -> list[str]:
+        """Fields of :meth:`request` whose values differ from a stored ``envelope``'s."""
+        mine = self.request()
+        theirs = {name: envelope.get(name) for name in self.REQUEST_FIELDS}
+        theirs["metadata"] = theirs["metadata"] or {}
+        if theirs["scheduled_at"] is None or mine["scheduled_at"] is None:
+            mine["scheduled_at"] = theirs["scheduled_at"] = None  # "now" is not stored
+        return [name for name in self.REQUEST_FIELDS if mine[name] != theirs[name]]
 
 
 @dataclass(frozen=True)
@@ -97,9 +124,11 @@ class Store:
         """Create a task and queue it (or park it until ``scheduled_at``), in one round trip.
 
         Returns ``(envelope, created)``; ``created`` is false when ``idempotency_key`` was seen
-        within 24 h, and the envelope is then the first task's. With ``adopt_delivery`` the
-        message is someone else's (a direct Celery publish carrying that delivery): the envelope
-        is created, nothing is queued.
+        within 24 h with the same request (:meth:`NewTask.request_hash`), and the envelope is
+        then the first task's; with a different request it raises
+        :class:`~celery_app.errors.IdempotencyMismatch` (422) naming the fields that differ.
+        With ``adopt_delivery`` the message is someone else's (a direct Celery publish carrying
+        that delivery): the envelope is created, nothing is queued.
         """
         moment = model.now()
         task_id = new.task_id or model.new_task_id()
@@ -134,10 +163,17 @@ class Store:
             delivery,
             message,
             model.ms(new.scheduled_at) if scheduled else "",
+            new.request_hash() if idempotency_key else "",
             *flat,
             moment=moment,
         )
-        return model.decode(_pairs(stored)), bool(created)
+        first = model.decode(_pairs(stored))
+        if created == 2:
+            differ = ", ".join(new.differences(first)) or "the request"
+            raise IdempotencyMismatch(
+                f"Idempotency-Key {idempotency_key!r} was already used for task {first['id']} "
+                f"with a different request ({differ} differ); use a new key for a new request")
+        return first, bool(created)
 
     def get(self, task_id: str) -> dict[str, Any]:
         """The envelope, or :class:`TaskNotFound`."""

@@ -30,6 +30,7 @@ from handlers.progress import reporting_to
 from . import model
 from .defaults import DEFAULT_TIMEOUT_SECONDS
 from .messages import DELIVERY_HEADER
+from .payloads import InvalidPayload, check_payload
 from .store import NewTask
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,13 @@ class HandlerTask(Task):
             logger.info("skipping %s[%s]: %s", self.name, request.id, claim.reason)
             raise Ignore()
         envelope = claim.envelope or {}
+        try:  # a message that bypassed the publish check: an argument error is never retried
+            if args:
+                raise InvalidPayload("handler tasks take keyword arguments (the payload)")
+            check_payload(self.name, kwargs)
+        except InvalidPayload as exc:
+            store.fail(envelope, delivery, f"invalid arguments: {exc}", retryable=False)
+            raise
         try:
             with reporting_to(self._reporter(request.id, delivery)):
                 result = self.run(*args, **kwargs)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any
+from typing import Annotated, Any
+
+from marshmallow.validate import Range
 
 from . import handler
 from .errors import PermanentError
@@ -21,17 +23,18 @@ def echo(**payload: Any) -> dict[str, Any]:
 
 
 @handler("sleep")
-def sleep(seconds: float = 1.0, steps: int = 10, stubborn: bool = False) -> dict[str, float]:
+def sleep(
+    seconds: Annotated[float, Range(0, MAX_SLEEP_SECONDS)] = 1.0,
+    steps: Annotated[int, Range(1, 100)] = 10,
+    stubborn: bool = False,
+) -> dict[str, float]:
     """Sleep for ``seconds`` in ``steps`` slices, reporting progress after each one.
 
-    ``stubborn`` ignores exceptions raised into it (such as a soft time limit), like code stuck
-    in a C call would: a drill for the hard time limit.
+    The limits in the signature are checked before the task is queued (HTTP submit, direct
+    Celery publish). ``stubborn`` ignores exceptions raised into it (such as a soft time
+    limit), like code stuck in a C call would: a drill for the hard time limit.
     """
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise PermanentError("seconds must be a number")
-    if not 0 <= seconds <= MAX_SLEEP_SECONDS:
-        raise PermanentError(f"seconds must be between 0 and {MAX_SLEEP_SECONDS:g}")
-    steps = max(1, min(int(steps), 100))
+    steps = int(steps)  # a JSON Schema integer may arrive as 5.0
     started = time.monotonic()
     deadline = started + seconds
     for step in range(1, steps + 1):

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import (
-    INCLUDE,
     RAISE,
     Schema,
     ValidationError,
@@ -22,22 +18,15 @@ from marshmallow import (
 import handlers
 from celery_app import defaults, model, strictjson
 from celery_app.errors import InvalidRequest
+from celery_app.payloads import (  # noqa: F401  (re-exported for the views and the document)
+    StrictBoolean,
+    StrictInteger,
+    StrictNumber,
+    payload_schema,
+    payload_validator,
+)
 
 MAX_JSON_DEPTH = strictjson.MAX_DEPTH
-
-
-class StrictInteger(fields.Integer):
-    """An integer that is really one: no bools, fractions or numeric strings in JSON bodies.
-
-    ``5.0`` counts, as it does for JSON Schema's ``integer``.
-    """
-
-    def _validated(self, value: Any) -> int:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.make_error("invalid")
-        return super()._validated(value)
 
 
 PRIORITY_SPEC = {"oneOf": [
@@ -56,6 +45,8 @@ class Priority(fields.Field):
         super().__init__(metadata=PRIORITY_SPEC, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON Schema's integer: 0.0 is 0
         if isinstance(value, int) and not isinstance(value, bool):
             if value in model.PRIORITY_NAMES:
                 return model.PRIORITY_NAMES[value]
@@ -65,24 +56,6 @@ class Priority(fields.Field):
             if value in {"0", "1", "2", "3"}:
                 return model.PRIORITY_NAMES[int(value)]
         raise self.make_error("invalid")
-
-
-class StrictNumber(fields.Float):
-    """A JSON number: no bools, no numeric strings, nothing infinite."""
-
-    def _validated(self, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.make_error("invalid")
-        return super()._validated(value)
-
-
-class StrictBoolean(fields.Boolean):
-    """``true`` or ``false`` only (marshmallow's own accepts 1, "yes", …)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid", input=value)
-        return value
 
 
 class UtcDateTime(fields.AwareDateTime):
@@ -100,52 +73,6 @@ class UtcDateTime(fields.AwareDateTime):
             return moment.astimezone(UTC)
         except (OverflowError, ValueError):
             raise self.make_error("range") from None
-
-
-def _field_for(annotation: str, **kwargs: Any) -> fields.Field:
-    """A JSON-Schema-faithful field for a handler parameter's annotation (as written)."""
-    base = annotation.split("[")[0].strip()
-    if base == "str":
-        return fields.String(**kwargs)
-    if base == "int":
-        return StrictInteger(**kwargs)
-    if base == "float":
-        return StrictNumber(**kwargs)
-    if base == "bool":
-        return StrictBoolean(**kwargs)
-    if base in {"dict", "Mapping"}:
-        return fields.Dict(**kwargs)
-    if base in {"list", "Sequence"}:
-        return fields.List(fields.Raw(), **kwargs)
-    return fields.Raw(**kwargs)
-
-
-@functools.cache
-def payload_schema(task_type: str) -> type[Schema]:
-    """The payload a handler accepts, derived from its signature: a parameter without a
-    default is required, its annotation gives the JSON type, ``**kwargs`` admits any keys."""
-    properties: dict[str, fields.Field] = {}
-    open_ended = False
-    for name, parameter in inspect.signature(handlers.REGISTRY[task_type]).parameters.items():
-        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            open_ended = True
-            continue
-        if parameter.default is inspect.Parameter.empty:
-            properties[name] = _field_for(str(parameter.annotation), required=True)
-        else:
-            properties[name] = _field_for(str(parameter.annotation))
-    meta = type("Meta", (), {"unknown": INCLUDE if open_ended else RAISE})
-    return type(f"{_camel(task_type)}PayloadSchema", (Schema,), {**properties, "Meta": meta})
-
-
-@functools.cache
-def payload_validator(task_type: str) -> Schema:
-    """A reusable instance of :func:`payload_schema` (loading does not change it)."""
-    return payload_schema(task_type)()
-
-
-def _camel(task_type: str) -> str:
-    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", task_type))
 
 
 def registered_type(value: str) -> None:

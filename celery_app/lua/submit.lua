@@ -1,21 +1,32 @@
 -- Create a task: envelope, indexes, event, and its Celery message (queued now, or parked until
 -- due_ms when scheduled), in one step. With an idempotency key already seen, return that task.
 -- ARGV[5] id, [6] idempotency key ('' for none), [7] its TTL (s), [8] delivery, [9] message,
--- [10] due ms ('' to queue now), [11..] envelope field/value pairs. An empty message adopts a
--- task that Celery publishes itself (a direct send_task/delay): envelope only.
--- Returns {1, envelope} when created, {0, envelope} for an idempotent repeat.
+-- [10] due ms ('' to queue now), [11] the request's hash, [12..] envelope field/value pairs.
+-- An empty message adopts a task that Celery publishes itself (a direct send_task/delay):
+-- envelope only. The key's value is '<request hash>:<task id>'.
+-- Returns {1, envelope} when created, {0, envelope} for an idempotent repeat of the same
+-- request, {2, envelope} when the key was used with a different request (nothing created).
 local id, idem, idem_ttl = ARGV[5], ARGV[6], ARGV[7]
-local delivery, message, due = ARGV[8], ARGV[9], ARGV[10]
+local delivery, message, due, request_hash = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 
 if idem ~= '' then
   local seen = redis.call('GET', idem)
-  if seen and redis.call('EXISTS', task_key(seen)) == 1 then return {0, envelope(seen)} end
-  redis.call('SET', idem, id, 'EX', idem_ttl)
+  if seen then
+    local seen_hash, seen_id = string.match(seen, '^(%x*):(.+)$')
+    if not seen_id then seen_id, seen_hash = seen, '' end
+    if redis.call('EXISTS', task_key(seen_id)) == 1 then
+      if seen_hash ~= '' and request_hash ~= '' and seen_hash ~= request_hash then
+        return {2, envelope(seen_id)}
+      end
+      return {0, envelope(seen_id)}
+    end
+  end
+  redis.call('SET', idem, request_hash .. ':' .. id, 'EX', idem_ttl)
 end
 if redis.call('EXISTS', task_key(id)) == 1 then return redis.error_reply('task exists') end
 
 local fields = {}
-for i = 11, #ARGV do table.insert(fields, ARGV[i]) end
+for i = 12, #ARGV do table.insert(fields, ARGV[i]) end
 redis.call('HSET', task_key(id), 'delivery', delivery, unpack(fields))
 local h = load(id)
 index_add(id, h)

@@ -219,3 +219,35 @@ def test_an_uploads_content_type_is_sniffed_not_taken_from_the_client(env, data,
                                data={"file": (io.BytesIO(data), "f.dat", claimed)})
     assert response.status_code == 201
     assert response.get_json()["content_type"] == sniffed
+
+
+# -- Idempotency-Key reused with another request ----------------------------------------------
+
+@pytest.mark.parametrize(("second", "differ"), [
+    ({"type": "echo", "payload": {"n": 2}}, "payload"),
+    ({"type": "sleep", "payload": {"seconds": 1}}, "type, payload"),
+    ({"type": "echo", "payload": {"n": 1}, "priority": "high"}, "priority"),
+    ({"type": "echo", "payload": {"n": 1}, "metadata": {"m": 1}, "timeout": 9},
+     "timeout, metadata"),
+])
+def test_an_idempotency_key_reused_with_another_request_is_a_422_naming_the_mismatch(
+        env, second, differ):
+    headers = {"Idempotency-Key": "order-7"}
+    first = env.submit(type="echo", payload={"n": 1}, headers=headers)
+    response = env.client.post("/api/v1/tasks", json=second, headers=headers)
+    assert response.status_code == 422
+    message = response.get_json()["message"]
+    assert f"({differ} differ)" in message and first["id"] in message
+    assert env.redis.zcard("tq:idx:created:all") == 1 and env.redis.llen("low") == 1
+
+
+@pytest.mark.parametrize("same", [
+    {"type": "echo", "payload": {"n": 1}},
+    {"type": "echo", "payload": {"n": 1}, "priority": 0, "max_retries": 3.0},  # the defaults
+    {"payload": {"n": 1}, "type": "echo", "metadata": {}},                      # key order
+])
+def test_the_same_request_with_the_same_key_gets_the_first_task(env, same):
+    headers = {"Idempotency-Key": "order-8"}
+    first = env.submit(type="echo", payload={"n": 1}, headers=headers)
+    again = env.submit(expect=200, headers=headers, **same)
+    assert again["id"] == first["id"]

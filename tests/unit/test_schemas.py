@@ -86,8 +86,15 @@ def test_priority_accepts_numbers_and_names(given, name):
     assert submit(type="echo", priority=given)["priority"] == name
 
 
+@pytest.mark.parametrize(("given", "name"), [(0.0, "low"), (1.0, "normal"), (3.0, "critical"),
+                                             (-0.0, "low")])
+def test_integral_priority_numbers_count_as_integers_as_in_json_schema(given, name):
+    assert submit(type="echo", priority=given)["priority"] == name
+
+
 @pytest.mark.parametrize(
-    "given", [4, -1, True, False, 1.5, 1.0, "urgent", "4", "-1", "", None, [1], {"p": 1}]
+    "given", [4, -1, True, False, 1.5, 4.0, -0.5, "urgent", "4", "-1", "1.0", "", None, [1],
+              {"p": 1}]
 )
 def test_priority_rejects_anything_else(given):
     assert "priority" in submit_errors(type="echo", priority=given)
