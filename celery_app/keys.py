@@ -22,6 +22,8 @@ key                            type    TTL     written by                   read
 ``tq:metrics:<name>``          hash    --      store scripts                /metrics collector
 =============================  ======  ======  ===========================  =====================
 
+Every time in a score or field (ms or ISO-8601) is on Redis's clock (``TIME``), never a host's.
+
 Index zsets (``tq:idx:<sort>:<filter>``): ``sort`` is ``created``, ``updated`` or ``priority``
 (score = priority × 10¹³ + created ms); ``filter`` is ``all``, ``state:<state>``,
 ``status:<status>`` or ``type:<type>``. Each task sits in 4 filters × 3 sorts; ties on a score

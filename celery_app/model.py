@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import strictjson
@@ -45,6 +45,9 @@ _INT_FIELDS = ("progress", "attempts", "max_retries", "timeout", "file_size")
 _PRIVATE_FIELDS = ("delivery", "created_ms", "started_ms", "duration_ms", "dlq_id")
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def new_task_id() -> str:
     """A UUID4, the id of tasks created through the task API."""
     return str(uuid.uuid4())
@@ -64,6 +67,11 @@ def iso(moment: datetime) -> str:
 def ms(moment: datetime) -> int:
     """Milliseconds since the epoch."""
     return int(moment.timestamp() * 1000)
+
+
+def iso_ms(milliseconds: int) -> str:
+    """:func:`iso` of a time given in milliseconds since the epoch (e.g. Redis ``TIME``)."""
+    return iso(EPOCH + timedelta(milliseconds=milliseconds))
 
 
 def dumps(value: Any) -> str:

@@ -8,11 +8,15 @@ so the scripts agree on them:
 ARGV    meaning
 ======  ==================================================================
 1       key prefix (:data:`celery_app.keys.PREFIX`)
-2       "now" as ISO-8601 UTC with milliseconds
-3       "now" in ms since the epoch (index scores, durations)
+2       empty (reserved)
+3       empty (reserved)
 4       the event stream's approximate cap (``EVENTS_MAXLEN``)
 5…      the script's own arguments (its header comment lists them)
 ======  ==================================================================
+
+"Now" is never an argument: ``lib.lua`` reads Redis's ``TIME`` once per call, and every
+timestamp and index score the call writes is that instant. Every due time, retention cutoff
+and expiry is compared on Redis's clock, so a host whose clock is off changes nothing.
 
 redis-py's :class:`~redis.commands.core.Script` sends ``EVALSHA`` and falls back to ``EVAL``
 on ``NOSCRIPT`` (after a flush or a failover). Registering does no I/O.
@@ -20,13 +24,12 @@ on ``NOSCRIPT`` (after a flush or a failover). Registering does no I/O.
 
 from __future__ import annotations
 
-from datetime import datetime
 from importlib import resources
 from typing import Any
 
 import redis
 
-from . import keys, model
+from . import keys
 
 #: Every script under ``lua/`` besides ``lib.lua``.
 NAMES = (
@@ -71,21 +74,15 @@ class Scripts:
         name: str,
         script_keys: list[str],
         *args: Any,
-        moment: datetime | None = None,
         client: Any = None,
     ) -> Any:
         """Run script ``name``; ``args`` become ``ARGV[5]`` onwards.
 
-        ``moment`` is the script's "now"; pass it when the caller already stamped fields with
-        it, so that every timestamp and index score written by the call agrees. ``client`` may
-        be a pipeline, to compose the call with other writes.
+        ``client`` may be a pipeline, to compose the call with other writes.
         """
-        moment = moment or model.now()
-        argv = [keys.PREFIX, model.iso(moment), model.ms(moment), self.events_maxlen]
+        argv = [keys.PREFIX, "", "", self.events_maxlen]
         return self._scripts[name](keys=script_keys, args=[*argv, *args], client=client)
 
-    def run_for_task(
-        self, name: str, task_id: str, *args: Any, moment: datetime | None = None
-    ) -> Any:
+    def run_for_task(self, name: str, task_id: str, *args: Any) -> Any:
         """Run a script about one task: ``KEYS[1]`` is its envelope, ``ARGV[5]`` its id."""
-        return self.run(name, [keys.task(task_id)], task_id, *args, moment=moment)
+        return self.run(name, [keys.task(task_id)], task_id, *args)

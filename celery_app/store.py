@@ -19,7 +19,6 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import redis
@@ -108,6 +107,12 @@ class Store:
         self.scripts = scripts or Scripts(client, settings.events_maxlen)
         self._run = self.scripts.run_for_task
 
+    def now_ms(self) -> int:
+        """Redis's clock (``TIME``) in milliseconds since the epoch: the one clock that shared
+        state is compared on."""
+        seconds, micros = self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
     def _message(self, envelope: dict[str, Any], delivery: str) -> str:
         return self.builder.build(
             task_id=envelope["id"],
@@ -123,34 +128,28 @@ class Store:
     ) -> tuple[dict, bool]:
         """Create a task and queue it (or park it until ``scheduled_at``), in one round trip.
 
-        Returns ``(envelope, created)``; ``created`` is false when ``idempotency_key`` was seen
-        within 24 h with the same request (:meth:`NewTask.request_hash`), and the envelope is
-        then the first task's; with a different request it raises
-        :class:`~celery_app.errors.IdempotencyMismatch` (422) naming the fields that differ.
+        Whether ``scheduled_at`` is still ahead is decided by the script on Redis's clock, which
+        also stamps ``created_at``. Returns ``(envelope, created)``; ``created`` is false when
+        ``idempotency_key`` was seen within 24 h with the same request
+        (:meth:`NewTask.request_hash`), and the envelope is then the first task's; with a
+        different request it raises :class:`~celery_app.errors.IdempotencyMismatch` (422) naming
+        the fields that differ.
         With ``adopt_delivery`` the message is someone else's (a direct Celery publish carrying
         that delivery): the envelope is created, nothing is queued.
         """
-        moment = model.now()
         task_id = new.task_id or model.new_task_id()
-        scheduled = new.scheduled_at is not None and new.scheduled_at > moment
         envelope: dict[str, Any] = {
             "id": task_id,
             "type": new.type,
             "payload": new.payload,
             "priority": new.priority,
-            "state": model.SCHEDULED if scheduled else model.PENDING,
             "progress": 0,
             "attempts": 0,
             "max_retries": new.max_retries,
             "timeout": new.timeout,
             "metadata": new.metadata or {},
-            "created_at": model.iso(moment),
-            "updated_at": model.iso(moment),
-            "created_ms": model.ms(moment),
             **(new.extra or {}),
         }
-        if scheduled:
-            envelope["scheduled_at"] = model.iso(new.scheduled_at)
         delivery = adopt_delivery if adopt_delivery is not None else new_delivery()
         message = "" if adopt_delivery is not None else self._message(envelope, delivery)
         fields = model.encode(envelope)
@@ -162,10 +161,9 @@ class Store:
             defaults.IDEMPOTENCY_TTL_SECONDS,
             delivery,
             message,
-            model.ms(new.scheduled_at) if scheduled else "",
+            model.ms(new.scheduled_at) if new.scheduled_at is not None else "",
             new.request_hash() if idempotency_key else "",
             *flat,
-            moment=moment,
         )
         first = model.decode(_pairs(stored))
         if created == 2:
@@ -230,16 +228,15 @@ class Store:
         attempts = int(envelope.get("attempts", 1))
         if retryable and attempts <= int(envelope["max_retries"]):
             delay = self.backoff_seconds(attempts) if delay_seconds is None else delay_seconds
-            due = model.now() + timedelta(seconds=delay)
             delivery_next = new_delivery()
             answer = self._run(
-                "finish", task_id, delivery, "retrying", error, model.iso(due), model.ms(due),
+                "finish", task_id, delivery, "retrying", error, int(delay * 1000),
                 delivery_next, self._message(envelope, delivery_next), "",
             )
         else:
             reason = "max retries exceeded" if retryable else "non-retryable error"
             answer = self._run(
-                "finish", task_id, delivery, "dead_letter", error, "", "", "", "", reason
+                "finish", task_id, delivery, "dead_letter", error, "", "", "", reason
             )
         return answer[1] if answer[0] == "stale" else model.decode(_pairs(answer[1]))["state"]
 
@@ -277,8 +274,8 @@ class Store:
         return _envelope_or_raise(answer, "task cannot be updated in current state")
 
     def expired(self, retention_seconds: float, limit: int = 500) -> list[str]:
-        """Final-state tasks older than the retention period, oldest first."""
-        cutoff = model.ms(model.now()) - int(retention_seconds * 1000)
+        """Final-state tasks older than the retention period on Redis's clock, oldest first."""
+        cutoff = self.now_ms() - int(retention_seconds * 1000)
         return self.redis.zrangebyscore(keys.final(), "-inf", cutoff, start=0, num=limit)
 
     def requeue(self, task_id: str, allowed: frozenset[str], *, reset: bool) -> dict[str, Any]:

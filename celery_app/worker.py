@@ -34,7 +34,7 @@ class Presence(bootsteps.StartStopStep):
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self._timers: list[Any] = []
-        self._started_at = model.iso(model.now())
+        self._started_at = ""
         self._queues: list[str] = []
         self._paused = False
 
@@ -63,8 +63,13 @@ class Presence(bootsteps.StartStopStep):
             logger.warning("could not remove worker record", exc_info=True)
 
     def record(self, consumer: Any) -> dict[str, Any]:
-        """This worker's heartbeat record."""
-        beat_ms = model.ms(model.now())  # before the snapshot: anything claimed earlier is in it
+        """This worker's heartbeat record (``last_heartbeat`` is stamped by the script).
+
+        ``beat_ms`` is read from Redis's clock — the clock claims are stamped with — before
+        the snapshot, so anything claimed earlier is in it.
+        """
+        beat_ms = consumer.app.runtime.store.now_ms()
+        self._started_at = self._started_at or model.iso_ms(beat_ms)
         held = set(worker_state.reserved_requests) | set(worker_state.active_requests)
         active = len(worker_state.active_requests)
         state = "paused" if self._paused else "busy" if active else "idle"
@@ -72,7 +77,6 @@ class Presence(bootsteps.StartStopStep):
             "id": consumer.hostname,
             "state": state,
             "started_at": self._started_at,
-            "last_heartbeat": model.iso(model.now()),
             "active_tasks": active,
             "concurrency": consumer.pool.num_processes if consumer.pool else 0,
             "queues": json.dumps(self._queues),

@@ -1,7 +1,8 @@
 -- Record how one execution ended. Only the execution that holds the live delivery may do so.
 -- ARGV[5] id, [6] delivery, [7] outcome: completed | retrying | dead_letter,
--- [8] result JSON (completed) or error text, [9] next_retry_at ISO (retrying),
--- [10] due ms, [11] next delivery, [12] next message (retrying), [13] DLQ reason (dead_letter).
+-- [8] result JSON (completed) or error text, [9] backoff before the next execution (ms, on
+-- Redis's clock from now), [10] next delivery, [11] next message (retrying), [12] DLQ reason
+-- (dead_letter).
 -- Returns {'ok', envelope} or {'stale', state}.
 local id, delivery, outcome, detail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local h = load(id)
@@ -24,17 +25,18 @@ end
 
 emit('task.failed', id, h, {error = detail, duration_ms = elapsed})
 if outcome == 'retrying' then
-  update(id, {'state', 'retrying', 'error', detail, 'next_retry_at', ARGV[9]})
+  local due = NOW_MS + tonumber(ARGV[9])
+  update(id, {'state', 'retrying', 'error', detail, 'next_retry_at', iso(due)})
   index_move(id, h, 'running', 'retrying')
-  park(id, ARGV[10], ARGV[11], ARGV[12])
-  emit('task.retrying', id, h, {error = detail, next_retry_at = ARGV[9]})
+  park(id, int(due), ARGV[10], ARGV[11])
+  emit('task.retrying', id, h, {error = detail, next_retry_at = iso(due)})
 else
-  local dlq_id = redis.call('XADD', P .. 'dlq', '*', 'task_id', id, 'reason', ARGV[13],
+  local dlq_id = redis.call('XADD', P .. 'dlq', '*', 'task_id', id, 'reason', ARGV[12],
                             'added_at', NOW_ISO)
   update(id, {'state', 'dead_letter', 'error', detail, 'completed_at', NOW_ISO, 'dlq_id', dlq_id})
   index_move(id, h, 'running', 'dead_letter')
   mark_final(id)
-  emit('task.dead_letter', id, h, {error = detail, reason = ARGV[13]})
+  emit('task.dead_letter', id, h, {error = detail, reason = ARGV[12]})
   count_outcome(h, 'dead_letter')
 end
 return {'ok', envelope(id)}

@@ -1,10 +1,36 @@
 -- Shared by every store script (prepended when the script is loaded).
--- ARGV[1] key prefix, ARGV[2] now (ISO-8601), ARGV[3] now (ms), ARGV[4] events stream MAXLEN;
+-- ARGV[1] key prefix, ARGV[2] and ARGV[3] empty (reserved), ARGV[4] events stream MAXLEN;
 -- a script's own arguments start at ARGV[5]. Key names mirror celery_app/keys.py.
+--
+-- One clock: "now" is Redis's TIME, read once per call, never a caller's clock. Every due
+-- time, retention cutoff and expiry is compared on it, so a host whose clock is off changes
+-- nothing, and every timestamp and index score one call writes is the same instant. (Redis 7
+-- replicates a script's effects, not the script, so TIME before writes is allowed.)
 local P = ARGV[1]
-local NOW_ISO = ARGV[2]
-local NOW_MS = tonumber(ARGV[3])
 local EVENTS_MAXLEN = ARGV[4]
+local floor = math.floor
+
+-- Milliseconds since the epoch as ISO-8601 UTC with milliseconds and a Z (model.iso's form).
+-- Civil date from a day count: H. Hinnant's days_from_civil inverse (proleptic Gregorian).
+local function iso(ms)
+  local seconds = floor(ms / 1000)
+  local z = floor(seconds / 86400) + 719468
+  local of_day = seconds % 86400
+  local era = floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local day = doy - floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', year, month, day,
+                       floor(of_day / 3600), floor(of_day % 3600 / 60), of_day % 60, ms % 1000)
+end
+
+local CLOCK = redis.call('TIME')
+local NOW_MS = tonumber(CLOCK[1]) * 1000 + floor(tonumber(CLOCK[2]) / 1000)
+local NOW_ISO = iso(NOW_MS)
 
 local STATUS = {pending = 'pending', scheduled = 'pending', retrying = 'pending',
                 running = 'processing', completed = 'completed', failed = 'failed',

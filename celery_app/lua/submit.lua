@@ -1,9 +1,11 @@
 -- Create a task: envelope, indexes, event, and its Celery message (queued now, or parked until
 -- due_ms when scheduled), in one step. With an idempotency key already seen, return that task.
 -- ARGV[5] id, [6] idempotency key ('' for none), [7] its TTL (s), [8] delivery, [9] message,
--- [10] due ms ('' to queue now), [11] the request's hash, [12..] envelope field/value pairs.
--- An empty message adopts a task that Celery publishes itself (a direct send_task/delay):
--- envelope only. The key's value is '<request hash>:<task id>'.
+-- [10] requested start ms ('' for none), [11] the request's hash, [12..] envelope field/value
+-- pairs. The script stamps created_at/updated_at/created_ms and decides on Redis's clock whether
+-- the task is due now (pending, queued) or later (scheduled, parked until then). An empty
+-- message adopts a task that Celery publishes itself (a direct send_task/delay): envelope only.
+-- The key's value is '<request hash>:<task id>'.
 -- Returns {1, envelope} when created, {0, envelope} for an idempotent repeat of the same
 -- request, {2, envelope} when the key was used with a different request (nothing created).
 local id, idem, idem_ttl = ARGV[5], ARGV[6], ARGV[7]
@@ -25,13 +27,16 @@ if idem ~= '' then
 end
 if redis.call('EXISTS', task_key(id)) == 1 then return redis.error_reply('task exists') end
 
-local fields = {}
+local later = due ~= '' and tonumber(due) > NOW_MS
+local fields = {'delivery', delivery, 'state', later and 'scheduled' or 'pending',
+                'created_at', NOW_ISO, 'updated_at', NOW_ISO, 'created_ms', int(NOW_MS)}
+if later then table.insert(fields, 'scheduled_at'); table.insert(fields, iso(tonumber(due))) end
 for i = 12, #ARGV do table.insert(fields, ARGV[i]) end
-redis.call('HSET', task_key(id), 'delivery', delivery, unpack(fields))
+redis.call('HSET', task_key(id), unpack(fields))
 local h = load(id)
 index_add(id, h)
 if message == '' then  -- adopted: the message is published by Celery itself
-elseif due == '' then push(id, h, delivery, message)
+elseif not later then push(id, h, delivery, message)
 else park(id, due, delivery, message) end
 emit('task.submitted', id, h)
 count_submitted(h)
