@@ -122,8 +122,15 @@ def serve() -> int:
     return 0
 
 
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
 def test(args: list[str]) -> int:
-    """Run pytest from the virtualenv."""
+    """Run pytest from the virtualenv (saying loudly when the browser tests cannot run)."""
+    if not os.access(CHROMIUM, os.X_OK):
+        print(f"WARNING: no Chromium at {CHROMIUM}: the console's browser tests will be skipped.\n"
+              "         Install it with `apt-get install -y chromium` (Debian/Ubuntu) or set "
+              "CHROMIUM=/path/to/chromium.", file=sys.stderr, flush=True)
     return subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
 
 

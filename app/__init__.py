@@ -11,6 +11,7 @@ from celery_app.settings import Settings
 from . import api, auth, errors, metrics, openapi, protocol, uploads, ws
 from .jsonprovider import StrictJSONProvider
 from .services import Services
+from .ui import bp as ui_bp
 
 
 class TaskIdConverter(BaseConverter):
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     protocol.init_app(app)
     metrics.init_app(app, lambda: app.extensions["taskqueue"].celery.runtime)
     api.init_app(app)
+    app.register_blueprint(ui_bp)
     ws.init_app(app)
     openapi.init_app(app)
     return app

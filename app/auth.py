@@ -2,7 +2,8 @@
 
 Off unless ``AUTH_ENABLED``. When on, a ``before_request`` gate runs after routing and before
 any view: deny by default, so a route added later needs credentials without anyone
-remembering to say so. Only ``/admin/health`` and ``/metrics`` are public.
+remembering to say so. Only ``/admin/health``, ``/metrics`` and the console's pages
+(``/ui``, which hold no data: what they show is fetched through this gate) are public.
 
 - ``X-API-Key`` is looked up among ``API_KEYS`` (``key:role,…``) by comparing SHA-256 digests
   with :func:`hmac.compare_digest` against every configured key (no early exit).
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 ROLES = ("admin", "user")
 PUBLIC_ENDPOINTS = frozenset({"admin.health", "prometheus_metrics"})
+#: The console's pages and assets carry no data; what they load goes through this gate.
+PUBLIC_BLUEPRINTS = frozenset({"ui"})
 ADMIN_BLUEPRINTS = frozenset({"admin", "dlq"})
 MIN_SECRET_BYTES = 32
 
@@ -121,7 +124,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     @app.before_request
     def gate():
-        if request.endpoint in PUBLIC_ENDPOINTS:
+        if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in PUBLIC_BLUEPRINTS:
             return None
         websocket = request.url_rule is not None and request.url_rule.websocket
         key = request.headers.get("X-API-Key") or (websocket and request.args.get("api_key"))
