@@ -21,7 +21,7 @@ import hmac
 import logging
 from collections.abc import Mapping
 
-from flask import Flask, request
+from flask import Flask, g, request
 from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
 
 from celery_app.errors import TaskqueueError
@@ -141,4 +141,5 @@ def init_app(app: Flask, settings: Settings) -> None:
         if role not in ROLES or (admin_only and role != "admin"):
             return error_response(403, "admin role required" if role in ROLES
                                   else "token has no valid role")
+        g.role = role  # for GET /api/v1/whoami
         return None

@@ -7,6 +7,7 @@ blueprint         prefix                 module
 ``uploads``       ``/api/v1/tasks``      :mod:`app.api.uploads` (``POST /upload``)
 ``admin``         ``/admin``             :mod:`app.api.admin` (health, workers, queues)
 ``dlq``           ``/admin/dlq``         :mod:`app.api.dlq` (the dead-letter queue)
+``whoami``        ``/api/v1``            :mod:`app.api.whoami` (``GET /whoami``: the role)
 ================  =====================  ==================================================
 
 Views declare their operation with :func:`app.api.document.document`; request schemas are in
@@ -17,10 +18,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import admin, dlq, tasks, uploads
+from . import admin, dlq, tasks, uploads, whoami
 
 
 def init_app(app: Flask) -> None:
     """Register every resource's blueprint on ``app``."""
-    for module in (tasks, uploads, admin, dlq):
+    for module in (tasks, uploads, admin, dlq, whoami):
         app.register_blueprint(module.bp)

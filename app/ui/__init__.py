@@ -20,8 +20,8 @@ from flask import Blueprint, render_template, send_from_directory
 
 from celery_app.events import last_id
 
-from ..errors import REDIS_DOWN
 from ..api.document import document
+from ..errors import REDIS_DOWN
 from ..services import services
 
 STATIC = Path(__file__).resolve().parent.parent / "static"

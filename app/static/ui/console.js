@@ -146,7 +146,9 @@
     }
 
     start() {
+      if (tq().authEnabled && !tq().auth) return this; // signed out: the page restarts on sign-in
       this.stopped = false;
+      if (tq().link !== "live") tq().setLink(this.failures ? "reconnecting" : "connecting");
       const ws = new WebSocket(this.url());
       this.ws = ws;
       ws.onopen = () => {
@@ -211,8 +213,8 @@
       authEnabled: config.auth_enabled,
       auth: config.auth_enabled ? loadAuth() : null,
       role: config.auth_enabled ? (loadAuth() || {}).role || null : "admin",
-      link: "connecting",
-      linkText: "connecting…",
+      link: "",
+      linkText: "",
       error: "",
       signInMessage: "",
       ready,
@@ -222,7 +224,8 @@
       },
       setLink(state) {
         this.link = state;
-        this.linkText = { live: "live", reconnecting: "reconnecting…" }[state] || state;
+        this.linkText = { live: "live", connecting: "connecting…",
+          reconnecting: "reconnecting…" }[state] || state;
       },
       /** Credentials checked: keep them for this tab and start the page. */
       signedIn(auth) {
@@ -254,17 +257,10 @@
     else signInDialog().showModal();
   });
 
-  /** Check a credential against the API and find its role (403 on /admin means `user`). */
+  /** Check a credential against the API and learn its role (GET /api/v1/whoami). */
   async function checkCredential(kind, secret) {
     const auth = { kind, secret };
-    await request("/api/v1/tasks/statistics", { auth });
-    try {
-      await request("/admin/queues", { auth });
-      auth.role = "admin";
-    } catch (err) {
-      if (err.status !== 403) throw err;
-      auth.role = "user";
-    }
+    auth.role = (await request("/api/v1/whoami", { auth })).role;
     return auth;
   }
 
