@@ -18,8 +18,43 @@ from celery_app.errors import TaskqueueError
 
 logger = logging.getLogger(__name__)
 
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-              redis.exceptions.BusyLoadingError)
+#: Redis cannot be reached (or answered nothing in time).
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+#: Redis answers but refuses the command: error class → what ``/admin/health`` reports as
+#: ``redis`` (and submits as the 503's reason). redis-py gives some codes their own class.
+_REFUSED_CLASSES: tuple[tuple[type[Exception], str], ...] = (
+    (redis.exceptions.BusyLoadingError, "loading"),  # LOADING: reading its dataset at start
+    (redis.exceptions.OutOfMemoryError, "out of memory"),  # OOM: maxmemory with noeviction
+    (redis.exceptions.ReadOnlyError, "read-only replica"),  # READONLY: a replica (failover)
+    (redis.exceptions.MasterDownError, "replica without master"),  # MASTERDOWN
+    (redis.exceptions.NoScriptError, "script cache flushed"),  # NOSCRIPT (redis-py reloads)
+)
+#: Refusals redis-py raises as a plain ResponseError: the reply's leading code → condition.
+_REFUSED_CODES = {
+    "MISCONF": "cannot persist (MISCONF)",  # a failed RDB save with stop-writes-on-bgsave-error
+    "BUSY": "busy running a script",  # a script or function past busy-reply-threshold
+    "NOREPLICAS": "not enough replicas",  # min-replicas-to-write not met
+}
+
+#: Every value :func:`redis_condition` may return (``/admin/health``'s ``redis`` besides
+#: ``connected``).
+REDIS_CONDITIONS = ("disconnected", *(c for _, c in _REFUSED_CLASSES), *_REFUSED_CODES.values())
+
+
+def redis_condition(exc: BaseException) -> str | None:
+    """What is wrong with Redis according to ``exc``: ``"disconnected"``, ``"out of memory"``,
+    ``"read-only replica"``, … — or None when ``exc`` is no Redis availability problem (a
+    bug, such as ``WRONGTYPE``, stays a 500)."""
+    if isinstance(exc, REDIS_DOWN) and not isinstance(exc, redis.exceptions.BusyLoadingError):
+        return "disconnected"
+    for exc_class, condition in _REFUSED_CLASSES:
+        if isinstance(exc, exc_class):
+            return condition
+    if isinstance(exc, redis.exceptions.ResponseError):
+        code = str(exc).split(" ", 1)[0]
+        return _REFUSED_CODES.get(code)
+    return None
 
 
 def error_response(status: int, message: str, reason: str | None = None):
@@ -69,12 +104,17 @@ def init_app(app: Flask) -> None:
     def validation_error(exc: ValidationError):
         return error_response(400, "; ".join(flatten(exc.messages)))
 
-    def redis_down(exc: Exception):
-        logger.warning("redis unavailable: %s", exc)
-        return error_response(503, "redis unavailable")
-
-    for exc_class in REDIS_DOWN:
-        app.register_error_handler(exc_class, redis_down)
+    @app.errorhandler(redis.exceptions.RedisError)
+    def redis_unavailable(exc: redis.exceptions.RedisError):
+        """Redis unreachable or refusing the command → 503, naming the refusal; nothing half
+        done stays behind (every transition is one script, refused as a whole)."""
+        condition = redis_condition(exc)
+        if condition is None:
+            return unexpected(exc)
+        logger.warning("redis unavailable (%s): %s", condition, exc)
+        if condition == "disconnected":
+            return error_response(503, "redis unavailable")
+        return error_response(503, f"redis unavailable: {condition}")
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -19,6 +19,7 @@ key                            type    TTL     written by                   read
 ``tq:worker:<hostname>``       hash    3 hb    worker heartbeat             admin, reaper
 ``tq:lock:<name>``             string  PX      lock holders (worker)        lock holders
 ``tq:paused``                  hash    --      pause API (web)              workers (every tick)
+``tq:health``                  string  10 s    /admin/health (web)          nobody
 ``tq:metrics:<name>``          hash    --      store scripts                /metrics collector
 =============================  ======  ======  ===========================  =====================
 
@@ -105,6 +106,11 @@ def paused() -> str:
 def metrics(name: str) -> str:
     """Cluster-wide counters: ``submitted``, ``completed``, ``duration`` (histogram buckets)."""
     return f"{PREFIX}metrics:{name}"
+
+
+def health() -> str:
+    """The health probe's write: proves Redis accepts writes (OOM, READONLY, MISCONF refuse)."""
+    return f"{PREFIX}health"
 
 
 def lock(name: str) -> str:

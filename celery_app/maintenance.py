@@ -14,6 +14,8 @@ worker's event-loop timer:
   active (its pool child died unrecorded, or the worker restarted under the same name). A lost
   task is a failed attempt, queued again at once under the same id, or dead-lettered when its
   retries are exhausted. The stale Celery message, if it ever comes back, is skipped at claim.
+- **lost messages** every heartbeat interval: a ``pending`` task whose Celery message is in no
+  queue and held by no worker is queued again (:mod:`celery_app.recovery`, bounded per sweep).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from redis.exceptions import LockError
 from . import keys
 from .errors import InvalidState, TaskNotFound
 from .listing import Listing
+from .recovery import LostMessages
 from .settings import Settings
 from .store import Store
 from .uploads import remove_task_files
@@ -79,6 +82,7 @@ class Maintenance(bootsteps.StartStopStep):
         self._last_reap = 0.0
         self._last_depths: dict[str, int] | None = None
         self._last_depth_check = 0.0
+        self._lost_messages: LostMessages | None = None
 
     def start(self, consumer: Any) -> None:
         redis = consumer.app.runtime.redis
@@ -126,6 +130,14 @@ class Maintenance(bootsteps.StartStopStep):
                 continue
             remove_task_files(settings.upload_dir, task_id)
 
+    def _recover_lost_messages(self, store: Store, settings: Settings) -> None:
+        """Re-publish pending tasks whose message exists nowhere (a bounded step per call)."""
+        if self._lost_messages is None:
+            self._lost_messages = LostMessages(
+                settings.lost_message_grace_seconds, settings.worker_heartbeat_seconds
+            )
+        self._lost_messages.sweep(store)
+
     def tick(self, consumer: Any) -> None:
         """Promote due tasks; reap lost ones once per heartbeat interval."""
         try:
@@ -145,6 +157,7 @@ class Maintenance(bootsteps.StartStopStep):
                 for task_id, delivery, why in lost_tasks(store):
                     state = store.recover_lost(task_id, delivery, why)
                     logger.warning("recovered %s (%s): now %s", task_id, why, state)
+                self._recover_lost_messages(store, consumer.app.settings)
                 store.promote_due()
         except Exception:
             logger.warning("maintenance tick failed", exc_info=True)

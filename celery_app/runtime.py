@@ -16,6 +16,7 @@ from celery import Celery
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from . import keys
 from .dlq import DeadLetters
 from .listing import Listing
 from .messages import MessageBuilder
@@ -24,6 +25,8 @@ from .settings import Settings
 from .store import Store
 from .workers import Workers
 
+#: The health probe's key outlives one probe by this much (a probe every few seconds).
+HEALTH_PROBE_TTL_MS = 10_000
 
 def redis_client(settings: Settings, socket_timeout: float | None = None) -> redis.Redis:
     """A client that fails fast (so a dead Redis is a 503 within 2 s) and reconnects by itself.
@@ -108,3 +111,9 @@ class Runtime:
     def ping(self) -> bool:
         """Whether Redis answers (raises redis-py's connection errors when it does not)."""
         return bool(self.redis.ping())
+
+    def probe_writes(self) -> None:
+        """Write ``tq:health`` (expiring in 10 s): raises the error a write meets right now —
+        ``OutOfMemoryError``, ``ReadOnlyError``, ``MISCONF``, ``BUSY``, ``LOADING`` — which a
+        ``PING`` does not show."""
+        self.redis.set(keys.health(), "1", px=HEALTH_PROBE_TTL_MS)

@@ -45,6 +45,7 @@ NAMES = (
     "worker_beat",
     "worker_left",
     "patch",
+    "republish",
 )
 
 

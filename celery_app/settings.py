@@ -48,6 +48,9 @@ class Settings:
     retry_backoff_seconds: float = 2.0
     retry_backoff_max_seconds: float = 300.0
     worker_heartbeat_seconds: float = 2.0
+    #: A task ``pending`` this long whose Celery message is in no queue and held by no worker
+    #: is re-published (its message was lost, e.g. when Redis refused kombu's write).
+    lost_message_grace_seconds: float = 30.0
     #: Events kept in the stream for replay (approximate cap, XADD MAXLEN ~).
     events_maxlen: int = 100_000
     #: Seconds a hard time limit waits after the soft one (``timeout``) before killing the child.

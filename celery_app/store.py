@@ -312,3 +312,14 @@ class Store:
         except TaskNotFound:
             return "missing"
         return self.fail(envelope, delivery, error, delay_seconds=0)
+
+    def republish(self, task_id: str, lost_delivery: str) -> bool:
+        """Queue a pending task's message again under a new delivery, if it is still pending
+        with ``lost_delivery`` (see :mod:`celery_app.recovery`); true when re-published."""
+        try:
+            envelope = self.get(task_id)
+        except TaskNotFound:
+            return False
+        delivery = new_delivery()
+        message = self._message(envelope, delivery)
+        return bool(self._run("republish", task_id, lost_delivery, delivery, message))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import redis
 from flask import Blueprint
 
 from celery_app import model
 
-from ..errors import REDIS_DOWN
+from ..errors import redis_condition
 from ..services import listing, runtime, workers
 from .document import document
 from .responses import HealthSchema, QueuesSchema, WorkerListSchema, WorkerSchema
@@ -18,12 +19,17 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 @document(summary="Health", tags=("operations",), public=True,
           responses={200: HealthSchema, 503: HealthSchema})
 def health():
-    """200 when Redis answers; 503 (within 2 s) when it does not."""
+    """200 when Redis answers and accepts writes; 503 (within 2 s) when it does not, with
+    ``redis`` naming why: ``disconnected``, ``out of memory``, ``read-only replica``, …"""
     try:
         runtime().ping()
+        runtime().probe_writes()
         count = workers().count()
-    except REDIS_DOWN as exc:
-        return {"status": "unhealthy", "redis": "disconnected", "error": str(exc)}, 503
+    except redis.RedisError as exc:
+        condition = redis_condition(exc)
+        if condition is None:
+            raise
+        return {"status": "unhealthy", "redis": condition, "error": str(exc)}, 503
     return {"status": "healthy", "redis": "connected", "workers": count}
 
 

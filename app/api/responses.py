@@ -7,6 +7,8 @@ from marshmallow import Schema, fields
 
 from celery_app import model
 
+from ..errors import REDIS_CONDITIONS
+
 TIMESTAMP = {"format": "date-time", "description": "ISO-8601 UTC with milliseconds and Z"}
 
 
@@ -104,7 +106,7 @@ class DeletedSchema(Schema):
 
 class HealthSchema(Schema):
     status = _enum(("healthy", "unhealthy"), required=True)
-    redis = _enum(("connected", "disconnected"), required=True)
+    redis = _enum(("connected", *REDIS_CONDITIONS), required=True)
     workers = fields.Integer()
     error = fields.String()
 

@@ -28,6 +28,7 @@ def test_singleton_keys_have_fixed_names():
     assert keys.delayed_messages() == "tq:delayed:msg"
     assert keys.events() == "tq:events"
     assert keys.dlq() == "tq:dlq"
+    assert keys.health() == "tq:health"
     assert keys.stats() == "tq:stats"
     assert keys.workers() == "tq:workers"
 
