@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Request, Response, request
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import (
@@ -100,13 +100,38 @@ class _GunicornMetrics(GunicornInternalPrometheusMetrics):
         return encoder(registry).decode("utf-8"), content_type
 
 
+#: HTTP methods that keep their own label value; anything a client invents is "other".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: The ``url_rule`` label of a request that matched no route (404, and 405 on no route).
+UNMATCHED = "unmatched"
+
+
+def url_rule(request: Request) -> str:
+    """The ``url_rule`` label: the matched route's pattern, never the raw path, so the label
+    set is bounded by the URL map (``/api/v1/tasks/<task_id:task_id>``; ``unmatched``)."""
+    return request.url_rule.rule if request.url_rule is not None else UNMATCHED
+
+
 def init_app(app: Flask, runtime: Callable[[], Runtime]) -> PrometheusMetrics:
-    """Serve ``/metrics`` on ``app``; ``runtime`` gives the current process's Redis nouns."""
+    """Serve ``/metrics`` on ``app``; ``runtime`` gives the current process's Redis nouns.
+
+    HTTP metric labels are bounded whatever clients send: ``url_rule`` by the URL map,
+    ``method`` by :data:`KNOWN_METHODS` plus ``other``, ``status`` by HTTP.
+    """
     cluster = ClusterCollector(runtime)
-    options = {"group_by": "url_rule"}  # bounded labels: the route, never the raw path
+    options = {"group_by": url_rule}
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return _GunicornMetrics(app, cluster, **options)
-    registry = CollectorRegistry()  # per app: tests build many apps in one process
-    registry.register(cluster)
-    return PrometheusMetrics(app, registry=registry, **options)
+        exporter = _GunicornMetrics(app, cluster, **options)
+    else:
+        registry = CollectorRegistry()  # per app: tests build many apps in one process
+        registry.register(cluster)
+        exporter = PrometheusMetrics(app, registry=registry, **options)
+
+    @app.after_request  # registered after the exporter's, so it runs before it
+    def fold_unknown_methods(response: Response) -> Response:
+        if request.method not in KNOWN_METHODS:
+            request.method = "other"  # the exporter labels with request.method; the view ran
+        return response
+
+    return exporter
 

@@ -30,7 +30,8 @@ COMMON_ERRORS = (401, 403, 500, 503)
 ERROR_TEXT = {
     400: "invalid input (the message names the field)", 401: "missing or invalid credentials",
     403: "role not allowed", 404: "not found", 405: "method not allowed",
-    409: "state does not allow it", 413: "body too large", 500: "internal error",
+    409: "state does not allow it", 413: "body too large",
+    422: "Idempotency-Key already used with a different request", 500: "internal error",
     503: "Redis unavailable",
 }
 SECURITY = [{"ApiKey": []}, {"Bearer": []}]
@@ -131,22 +132,41 @@ class UndocumentedRoute(RuntimeError):
     """A route without a :func:`~app.api.document.document` declaration."""
 
 
+def _unique(operation_id: str, method: str, names: list[str], used: set[str]) -> str:
+    """``operation_id``, qualified by path parameters and method when another operation of
+    the same endpoint already has it (``/docs`` and ``/docs/{path}`` share one view)."""
+    for candidate in (operation_id, "_".join([operation_id, *names]),
+                      "_".join([operation_id, *names, method.lower()])):
+        if candidate not in used:
+            used.add(candidate)
+            return candidate
+    raise ValueError(f"no unique operationId for {operation_id}")
+
+
 def build_spec(app: Flask) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of ``app``, from its URL map and the views' declarations."""
+    """The OpenAPI 3.1 document of ``app``, from its URL map and the views' declarations.
+
+    It describes the deployment serving it: with auth off (``AUTH_ENABLED=false``) no
+    operation declares a security requirement and no scheme is listed, so clients and
+    fuzzers do not expect credentials the service never asks for.
+    """
+    auth_enabled = app.extensions["taskqueue"].settings.auth_enabled
     spec = APISpec(
         title="taskqueue", version=version("taskqueue"), openapi_version="3.1.0",
         plugins=[MarshmallowPlugin()],
         info={"description": "HTTP and WebSocket API in front of Celery workers on Redis."},
     )
-    spec.components.security_scheme("ApiKey", {"type": "apiKey", "in": "header",
-                                               "name": "X-API-Key"})
-    spec.components.security_scheme("Bearer", {"type": "http", "scheme": "bearer",
-                                               "bearerFormat": "JWT"})
+    if auth_enabled:
+        spec.components.security_scheme("ApiKey", {"type": "apiKey", "in": "header",
+                                                   "name": "X-API-Key"})
+        spec.components.security_scheme("Bearer", {"type": "http", "scheme": "bearer",
+                                                   "bearerFormat": "JWT"})
     spec.components.schema("Error", schema=ErrorSchema)
     for extra in _schemas_with_extras(app):
         spec.components.schema(extra.__name__.removesuffix("Schema"),
                                component=extra.OPENAPI_EXTRA, schema=extra)
     paths: dict[str, dict[str, Any]] = {}
+    used: set[str] = set()
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]
         meta = getattr(view, "__openapi__", None) or EXTERNAL.get(rule.endpoint)
@@ -154,13 +174,38 @@ def build_spec(app: Flask) -> dict[str, Any]:
             raise UndocumentedRoute(f"{rule.rule} ({rule.endpoint}) has no @document")
         path, names = _path(rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _operation(meta, names, rule.endpoint)
+            operation = _operation(meta, names, rule.endpoint)
+            operation["operationId"] = _unique(operation["operationId"], method, names, used)
+            if rule.websocket:
+                operation["responses"]["426"] = {
+                    "description": "a plain HTTP request: this route speaks WebSocket only",
+                    "content": {"application/json": {"schema": "Error"}}}
+            if not auth_enabled:  # no credentials are asked for, so none are refused
+                operation["security"] = []
+                for status in ("401", "403"):
+                    operation["responses"].pop(status, None)
+            paths.setdefault(path, {})[method.lower()] = operation
     for path in sorted(paths):
         spec.path(path=path, operations=paths[path])
     variants = _payload_variants(spec)  # registers the payload components first
     document_ = spec.to_dict()
-    if "Submit" in document_["components"]["schemas"]:
-        document_["components"]["schemas"]["Submit"]["oneOf"] = variants
+    schemas = document_["components"]["schemas"]
+    if "Submit" in schemas:
+        # One complete object per task type (a generated client gets a model for each, with
+        # every field), chosen by "type".
+        submit = schemas["Submit"]
+        common = {k: v for k, v in submit["properties"].items() if k not in {"type", "payload"}}
+        refs = {}
+        for variant in variants:
+            variant["properties"].update(common)
+            variant.update(type="object", additionalProperties=False,
+                           required=["type", *variant.get("required", [])])
+            schemas[variant["title"]] = variant
+            task_type = variant["properties"]["type"]["const"]
+            refs[task_type] = f"#/components/schemas/{variant['title']}"
+        schemas["Submit"] = {"description": submit.get("description", "A task to run"),
+                             "oneOf": [{"$ref": ref} for ref in refs.values()],
+                             "discriminator": {"propertyName": "type", "mapping": refs}}
     return document_
 
 
@@ -171,7 +216,8 @@ def _payload_variants(spec: APISpec) -> list[dict[str, Any]]:
         schema = payload_schema(name)
         component = schema.__name__.removesuffix("Schema")
         spec.components.schema(component, schema=schema)
-        variant: dict[str, Any] = {"properties": {
+        variant: dict[str, Any] = {"title": f"Submit{component.removesuffix('Payload')}",
+                                   "properties": {
             "type": {"const": name},
             "payload": {"$ref": f"#/components/schemas/{component}"}}}
         if any(field.required for field in schema._declared_fields.values()):

@@ -104,7 +104,9 @@ def payload_schema(task_type: str) -> type[Schema]:
             open_ended = True
             continue
         required = parameter.default is inspect.Parameter.empty
-        properties[name] = _field_for(hints.get(name, Any), required=required)
+        extra = {} if required or parameter.default is None else {
+            "metadata": {"default": parameter.default}}  # shown in the OpenAPI document
+        properties[name] = _field_for(hints.get(name, Any), required=required, **extra)
     meta = type("Meta", (), {"unknown": INCLUDE if open_ended else RAISE})
     return type(f"{_camel(task_type)}PayloadSchema", (Schema,), {**properties, "Meta": meta})
 

@@ -36,9 +36,11 @@ RETRYABLE_STATES = frozenset({model.FAILED, model.DEAD_LETTER, model.CANCELLED, 
 @bp.post("")
 @document(summary="Submit a task", tags=("tasks",), body=SubmitSchema,
           responses={201: EnvelopeSchema, 200: EnvelopeSchema},
-          description="201 creates the task. A repeated `Idempotency-Key` header (within 24 h) "
-                      "returns the first task with 200 and creates nothing.",
-          links={201: task_links(), 200: task_links()})
+          description="201 creates the task. A repeated `Idempotency-Key` header (within 24 h; "
+                      "1-255 visible ASCII characters) with the same request returns the "
+                      "first task with 200 and creates nothing; with a different request, "
+                      "422 naming the fields that differ.",
+          errors=(422,), links={201: task_links(), 200: task_links()})
 def submit():
     """Create a task; a repeated ``Idempotency-Key`` returns the first one (200)."""
     data = submit_schema.load(parse_json_object(request.get_data(cache=False)))

@@ -251,3 +251,27 @@ def test_the_same_request_with_the_same_key_gets_the_first_task(env, same):
     first = env.submit(type="echo", payload={"n": 1}, headers=headers)
     again = env.submit(expect=200, headers=headers, **same)
     assert again["id"] == first["id"]
+
+
+# -- metric labels from client text -------------------------------------------------------------
+
+def _http_series(env) -> set[str]:
+    text = env.client.get("/metrics").get_data(as_text=True)
+    return {line.rsplit(" ", 1)[0] for line in text.splitlines()
+            if line.startswith("flask_http_request")}
+
+
+def test_invented_methods_and_paths_add_a_bounded_number_of_metric_series(env):
+    env.client.open("/admin/health", method="XQZ")
+    env.client.get("/no/such/route")
+    env.client.get("/api/v1/tasks/missing")
+    baseline = _http_series(env)
+    for n in range(100):
+        assert env.client.open("/admin/health", method=f"X{n}Q").status_code == 405
+        assert env.client.get(f"/invented/{n}/path?x={n}").status_code == 404
+        env.client.get(f"/api/v1/tasks/missing-{n}")
+    assert _http_series(env) - baseline == set()  # 300 more requests, not one new series
+    labels = " ".join(_http_series(env))
+    assert 'method="other"' in labels and 'url_rule="unmatched"' in labels
+    assert "X7Q" not in labels and "invented" not in labels and 'url_rule="None"' not in labels
+    assert 'url_rule="/api/v1/tasks/<task_id:task_id>"' in labels
