@@ -28,7 +28,9 @@ class TaskqueueCelery(Celery):
         self._settings = settings
         self.on_configure.connect(self._configure, weak=False)
         for name, fn in handlers.load().items():
-            self.task(name=name, base=HandlerTask, typing=False)(fn)
+            # shared=False: the handlers belong to this app, not to every Celery app the
+            # process creates
+            self.task(name=name, base=HandlerTask, typing=False, shared=False)(fn)
         from . import worker
 
         worker.install(self)
