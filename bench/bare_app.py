@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, ignore_result: bool = False) ->
     # whose send_task also creates an envelope for direct publishes.
     celery = Celery("bare")
     celery.config_from_object(celery_config(settings))
+    celery.conf.result_backend = settings.redis_url  # Celery's own result backend
     app = Flask(__name__)
 
     @app.post("/api/v1/tasks")

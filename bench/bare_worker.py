@@ -5,8 +5,8 @@ this module):
 
 - ``same`` (default): exactly the service's Celery configuration
   (:func:`celery_app.config.celery_config`: ``acks_late``, prefetch disabled, the four queues
-  read in priority order, the Redis result backend) — what the service's worker costs on top
-  of Celery itself.
+  read in priority order), with Celery's own Redis result backend — what the service's worker
+  costs on top of Celery itself.
 - ``defaults``: Celery's defaults (early ack, prefetch multiplier 4, queues read round-robin)
   with the same broker, result backend and four queues.
 
@@ -32,6 +32,7 @@ def create_celery(variant: str, settings: Settings) -> Celery:
     celery = Celery("bare")
     if variant == "same":
         celery.config_from_object(celery_config(settings))
+        celery.conf.result_backend = settings.redis_url  # Celery's own result backend
     elif variant == "defaults":
         exchange = Exchange("", type="direct")
         celery.conf.update(

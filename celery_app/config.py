@@ -9,6 +9,8 @@ Why each non-default value (measured facts in the project's notes on Celery 5.7 
 - ``acks_late`` + prefetch 1 (``worker_disable_prefetch``): a worker holds only the message it is
   running, so a ``critical`` task never waits behind prefetched ``low`` ones, and a message is
   only acknowledged once its execution ended.
+- ``result_backend``: :class:`~celery_app.backend.EnvelopeBackend` answers ``AsyncResult`` from
+  the envelope, which already holds every result; Celery keeps no second copy.
 - ``visibility_timeout`` above the longest hard time limit: Celery never redelivers a task that
   is still running. Lost workers are found by heartbeat, long before that.
 """
@@ -35,9 +37,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     default_exchange = Exchange("", type="direct")
     return {
         "broker_url": settings.redis_url,
-        "result_backend": settings.redis_url,
+        "result_backend": "celery_app.backend:EnvelopeBackend",
         "broker_transport_options": transport,
-        "result_backend_transport_options": {"retry_policy": {"timeout": 5.0}},
         "broker_connection_retry_on_startup": True,
         "task_queues": [Queue(q, default_exchange, routing_key=q) for q in QUEUES],
         "task_default_queue": "low",

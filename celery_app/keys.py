@@ -104,7 +104,8 @@ def paused() -> str:
 
 
 def metrics(name: str) -> str:
-    """Cluster-wide counters: ``submitted``, ``completed``, ``duration`` (histogram buckets)."""
+    """Cluster-wide counters: ``submitted``, ``executions``, ``duration``, ``completed``
+    (:mod:`celery_app.metrics` describes their fields)."""
     return f"{PREFIX}metrics:{name}"
 
 

@@ -48,15 +48,15 @@ class Listing:
         pipe = self.redis.pipeline(transaction=False)
         for state in model.STATES:
             pipe.zcard(keys.index("created", f"state:{state}"))
-        pipe.hmget(keys.stats(), "duration_ms_sum", "duration_count")
-        *counts, (duration_sum, duration_count) = pipe.execute()
+        pipe.hget(keys.stats(), "duration_ms_sum")
+        *counts, duration_sum = pipe.execute()
         by_state = dict(zip(model.STATES, counts, strict=True))
         by_status = dict.fromkeys(model.STATUSES, 0)
         for state, count in by_state.items():
             by_status[model.STATUS_OF_STATE[state]] += count
         succeeded = by_state[model.COMPLETED]
         finished = succeeded + by_state[model.FAILED] + by_state[model.DEAD_LETTER]
-        completed_runs = int(duration_count or 0)
+        completed_runs = by_state[model.COMPLETED]  # each completed task has its duration
         return {
             "total": sum(counts),
             **by_status,

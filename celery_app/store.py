@@ -88,7 +88,12 @@ class NewTask:
 
 @dataclass(frozen=True)
 class Claim:
-    """The answer of the claim step: run the handler only when ``ok``."""
+    """The answer of the claim step: run the handler only when ``ok``.
+
+    ``envelope`` holds what the execution needs to record its outcome (``id``, ``type``,
+    ``priority``, ``attempts``, ``max_retries``, ``timeout``), not the whole envelope: the
+    payload is the message's own keyword arguments.
+    """
 
     ok: bool
     state: str
@@ -197,7 +202,11 @@ class Store:
         """pending → running for the live delivery; anything else is a skip."""
         answer = self._run("claim", task_id, delivery, worker)
         if answer[0] == "ok":
-            return Claim(True, model.RUNNING, envelope=model.decode(_pairs(answer[1])))
+            _, attempts, max_retries, timeout, priority, task_type = answer
+            envelope = {"id": task_id, "type": task_type, "priority": priority,
+                        "attempts": int(attempts), "max_retries": int(max_retries),
+                        "timeout": int(timeout)}
+            return Claim(True, model.RUNNING, envelope=envelope)
         return Claim(False, answer[1], answer[2])
 
     def progress(self, task_id: str, delivery: str, percent: int, message: str | None) -> bool:
@@ -238,7 +247,7 @@ class Store:
             answer = self._run(
                 "finish", task_id, delivery, "dead_letter", error, "", "", "", reason
             )
-        return answer[1] if answer[0] == "stale" else model.decode(_pairs(answer[1]))["state"]
+        return answer[1]
 
     def backoff_seconds(self, failures: int) -> float:
         """Delay before the next execution after ``failures`` failed ones: exponential, ±10 %."""

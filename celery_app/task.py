@@ -99,7 +99,7 @@ class HandlerTask(Task):
         if not claim.ok:
             logger.info("skipping %s[%s]: %s", self.name, request.id, claim.reason)
             raise Ignore()
-        envelope = claim.envelope or {}
+        envelope = {**(claim.envelope or {}), "payload": dict(kwargs)}
         try:  # a message that bypassed the publish check: an argument error is never retried
             if args:
                 raise InvalidPayload("handler tasks take keyword arguments (the payload)")

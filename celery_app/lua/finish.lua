@@ -3,40 +3,39 @@
 -- [8] result JSON (completed) or error text, [9] backoff before the next execution (ms, on
 -- Redis's clock from now), [10] next delivery, [11] next message (retrying), [12] DLQ reason
 -- (dead_letter).
--- Returns {'ok', envelope} or {'stale', state}.
+-- Returns {'ok', state, elapsed ms} or {'stale', state}.
 local id, delivery, outcome, detail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local h = load(id)
 if not h then return {'stale', 'missing'} end
 if h.state ~= 'running' or (h.delivery or '') ~= delivery then return {'stale', h.state} end
 
 local elapsed = NOW_MS - tonumber(h.started_ms or NOW_MS)
-observe_duration(h, elapsed)
+observe_execution(h, outcome, elapsed)
 if outcome == 'completed' then
   h.progress = '100'
   update(id, {'state', 'completed', 'result', detail, 'progress', '100',
-              'completed_at', NOW_ISO, 'error', false})
+              'completed_at', NOW_ISO, 'duration_ms', int(elapsed), 'error', false}, h)
   index_move(id, h, 'running', 'completed')
-  count_processing(id, elapsed)
+  count_processing(elapsed)
   mark_final(id)
   emit('task.completed', id, h, {duration_ms = elapsed})
-  count_outcome(h, 'completed')
-  return {'ok', envelope(id)}
+  return {'ok', 'completed', elapsed}
 end
 
 emit('task.failed', id, h, {error = detail, duration_ms = elapsed})
 if outcome == 'retrying' then
   local due = NOW_MS + tonumber(ARGV[9])
-  update(id, {'state', 'retrying', 'error', detail, 'next_retry_at', iso(due)})
+  update(id, {'state', 'retrying', 'error', detail, 'next_retry_at', iso(due)}, h)
   index_move(id, h, 'running', 'retrying')
   park(id, int(due), ARGV[10], ARGV[11])
   emit('task.retrying', id, h, {error = detail, next_retry_at = iso(due)})
 else
   local dlq_id = redis.call('XADD', P .. 'dlq', '*', 'task_id', id, 'reason', ARGV[12],
                             'added_at', NOW_ISO)
-  update(id, {'state', 'dead_letter', 'error', detail, 'completed_at', NOW_ISO, 'dlq_id', dlq_id})
+  update(id, {'state', 'dead_letter', 'error', detail, 'completed_at', NOW_ISO, 'dlq_id', dlq_id},
+         h)
   index_move(id, h, 'running', 'dead_letter')
   mark_final(id)
   emit('task.dead_letter', id, h, {error = detail, reason = ARGV[12]})
-  count_outcome(h, 'dead_letter')
 end
-return {'ok', envelope(id)}
+return {'ok', h.state, elapsed}

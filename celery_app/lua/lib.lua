@@ -41,7 +41,7 @@ local SORTS = {'created', 'updated', 'priority'}
 -- Fields every transition needs to read.
 local CORE = {'id', 'state', 'type', 'priority', 'created_ms', 'delivery', 'attempts',
               'max_retries', 'progress', 'started_ms', 'dlq_id', 'error', 'worker_id',
-              'duration_ms'}
+              'duration_ms', 'timeout', 'next_retry_at'}
 
 local function int(n) return string.format('%.0f', n) end
 local function task_key(id) return P .. 'task:' .. id end
@@ -106,12 +106,14 @@ local function emit(event_type, id, h, extra)
 end
 
 -- Change fields of the envelope (pairs name, value; value false deletes) and stamp updated_at.
-local function update(id, changes)
+-- With `h` (the loaded task), a field it shows absent is not deleted: no HDEL for nothing.
+local function update(id, changes, h)
   local set = {'updated_at', NOW_ISO}
   local del = {}
   for i = 1, #changes, 2 do
     local name, value = changes[i], changes[i + 1]
-    if value == false then table.insert(del, name)
+    if value == false then
+      if not h or h[name] ~= nil then table.insert(del, name) end
     else table.insert(set, name); table.insert(set, value) end
   end
   redis.call('HSET', task_key(id), unpack(set))
@@ -144,10 +146,10 @@ local function mark_final(id) redis.call('ZADD', P .. 'final', int(NOW_MS), id) 
 local function unmark_final(id) redis.call('ZREM', P .. 'final', id) end
 
 -- Processing time of completed tasks, for statistics; purging a task takes its share back.
-local function count_processing(id, elapsed_ms)
-  redis.call('HSET', task_key(id), 'duration_ms', int(elapsed_ms))
+-- The envelope's own duration_ms is written by the caller's update (one HSET). The number of
+-- completed tasks is the completed index's size, so only the sum is kept.
+local function count_processing(elapsed_ms)
   redis.call('HINCRBY', P .. 'stats', 'duration_ms_sum', int(elapsed_ms))
-  redis.call('HINCRBY', P .. 'stats', 'duration_count', 1)
 end
 
 -- Cluster-wide metrics (read at scrape time by app/metrics.py). Upper bounds of the duration
@@ -162,14 +164,15 @@ local function count_outcome(h, status)
   redis.call('HINCRBY', P .. 'metrics:completed', h.type .. '\t' .. status, 1)
 end
 
--- One execution's duration: a count in its bucket (index into BUCKETS, #BUCKETS+1 = +Inf).
-local function observe_duration(h, elapsed_ms)
+-- How one execution ended (completed, retrying or dead_letter) and how long it took: a count
+-- per type, ending and duration bucket (index into BUCKETS, #BUCKETS+1 = +Inf) — one HINCRBY
+-- feeds both the outcome counter and the histogram — and the type's duration sum.
+local function observe_execution(h, ending, elapsed_ms)
   local seconds = elapsed_ms / 1000
   local bucket = #BUCKETS + 1
   for i, bound in ipairs(BUCKETS) do
     if seconds <= bound then bucket = i; break end
   end
-  local key = P .. 'metrics:duration'
-  redis.call('HINCRBY', key, h.type .. '\t' .. bucket, 1)
-  redis.call('HINCRBYFLOAT', key, h.type .. '\tsum', seconds)
+  redis.call('HINCRBY', P .. 'metrics:executions', h.type .. '\t' .. ending .. '\t' .. bucket, 1)
+  redis.call('HINCRBYFLOAT', P .. 'metrics:duration', h.type .. '\tsum', seconds)
 end

@@ -31,6 +31,10 @@ end
 if new == 'failed' and message == '' and not h.error then
   table.insert(changes, 'error'); table.insert(changes, 'failed')
 end
+local elapsed = NOW_MS - tonumber(h.started_ms or NOW_MS)
+if new == 'completed' and old ~= 'completed' then
+  table.insert(changes, 'duration_ms'); table.insert(changes, int(elapsed))
+end
 update(id, changes)
 index_move(id, h, old, new)
 
@@ -39,8 +43,7 @@ if message ~= '' then extra = {error = message} end
 if new == 'running' and old ~= 'running' then emit('task.started', id, h) end
 if progress ~= '' and new ~= 'completed' then emit('task.progress', id, h, extra) end
 if new == 'completed' and old ~= 'completed' then
-  local started = tonumber(h.started_ms or NOW_MS)
-  count_processing(id, NOW_MS - started)
+  count_processing(elapsed)
   mark_final(id)
   emit('task.completed', id, h)
   count_outcome(h, 'completed')

@@ -21,7 +21,6 @@ end
 if h.dlq_id then redis.call('XDEL', P .. 'dlq', h.dlq_id) end
 if h.duration_ms then  -- it is no longer a completed task
   redis.call('HINCRBY', P .. 'stats', 'duration_ms_sum', 0 - tonumber(h.duration_ms))
-  redis.call('HINCRBY', P .. 'stats', 'duration_count', -1)
   table.insert(changes, 'duration_ms'); table.insert(changes, false)
 end
 unmark_final(id)
