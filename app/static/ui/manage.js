@@ -188,7 +188,8 @@ document.addEventListener("alpine:init", () => {
   /** The payload fields of each registered type, from /openapi.json's Submit variants. */
   function taskTypes(doc) {
     const schemas = doc.components.schemas;
-    return (schemas.Submit.oneOf || []).map((variant) => {
+    const resolve = (node) => (node && node.$ref ? schemas[node.$ref.split("/").pop()] : node);
+    return (schemas.Submit.oneOf || []).map(resolve).map((variant) => {
       const ref = variant.properties.payload.$ref.split("/").pop();
       const payload = schemas[ref] || { properties: {} };
       const required = payload.required || [];
