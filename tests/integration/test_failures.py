@@ -170,8 +170,8 @@ def test_task_of_a_killed_worker_completes_on_another_worker_exactly_once_more(e
     task = env.submit(type="sleep", payload={"seconds": 2}, max_retries=3)
     running = env.wait_state(task["id"], "running")
     assert running["worker_id"] == first.hostname
+    first.kill()  # before the survivor exists, so the 2 s run cannot finish on a slow machine
     env.worker("survivor", concurrency=1, worker_heartbeat_seconds=0.5)
-    first.kill()
 
     done = env.wait_state(task["id"], "completed", timeout=15)
     assert done["worker_id"] != first.hostname and done["attempts"] == 2
