@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -159,4 +160,33 @@ def test_overview_numbers_move_as_events_arrive(tab: Page, stack: Stack):
             stack.wait_state(task["id"], "completed", "dead_letter")
         page.wait_for_function("document.querySelector('.chart').dataset.completed >= 100")
     screenshot(page, "console-overview.png")
+    assert tab.errors == []
+
+
+def test_a_burst_of_thousands_of_events_is_rendered_in_a_few_batches(tab: Page, stack: Stack):
+    page = tab.open("/ui")
+    page.evaluate("""() => {
+        window.burst = {events: 0, renders: 0};
+        document.addEventListener('tq:rendered', e => {
+            const mine = e.detail.filter(x => String(x.data.task_id).startsWith('burst-')).length;
+            if (mine) { window.burst.events += mine; window.burst.renders += 1; }
+        });
+    }""")
+    pipe = stack.redis.pipeline(transaction=False)
+    for n in range(5000):  # what a cluster finishing 5,000 tasks at once would emit
+        data = {
+            "task_id": f"burst-{n}",
+            "type": "echo",
+            "priority": "low",
+            "state": "completed",
+            "status": "completed",
+            "progress": 100,
+            "attempts": 1,
+        }
+        pipe.xadd("tq:events", {"type": "task.completed", "data": json.dumps(data)})
+    pipe.execute()
+    page.wait_for_function("window.burst.events === 5000", timeout=30000)
+    renders = page.evaluate("window.burst.renders")
+    assert renders <= 100, renders  # coalesced: one render per frame, not one per event
+    page.wait_for_function("document.querySelector('.chart').dataset.completed >= 5000")
     assert tab.errors == []

@@ -284,3 +284,24 @@ def test_a_client_that_stops_reading_is_dropped_without_stalling_others(env, web
     else:
         raise AssertionError("the stalled client was never disconnected")
     stalled.close()
+
+
+def test_every_worker_heartbeat_is_an_event_with_the_workers_public_fields(env, web):
+    listener = Listener(ws_url(web, "/ws?types=worker.heartbeat"))
+    _connected(listener, env, "worker.heartbeat")
+    worker = env.worker(queues="critical,high", concurrency=2, worker_heartbeat_seconds=1)
+
+    def beats():
+        found = [f["data"] for f in list(listener.frames)
+                 if f["data"].get("worker_id") == worker.hostname]
+        return found if len(found) >= 2 else None
+
+    first, second = wait_for(beats, message="two heartbeats")[:2]
+    assert set(first) == {"worker_id", "state", "started_at", "last_heartbeat", "active_tasks",
+                          "concurrency", "queues"}
+    assert first["state"] == "idle" and first["active_tasks"] == 0
+    assert first["concurrency"] == 2 and first["queues"] == ["critical", "high"]
+    assert second["started_at"] == first["started_at"]
+    assert second["last_heartbeat"] > first["last_heartbeat"]
+    record = env.redis.hgetall(f"tq:worker:{worker.hostname}")
+    assert record["last_heartbeat"] >= second["last_heartbeat"]

@@ -157,28 +157,31 @@ document.addEventListener("alpine:init", () => {
         if (dlq) this.dlqSize = dlq.size;
       },
       apply(batch) {
+        // Counted into plain numbers first: one reactive update per batch, not per event.
+        const done = { completed: 0, failed: 0, dead_letter: 0 };
+        let dlq = 0;
         for (const event of batch) {
           const data = event.data;
-          const fresh = newer(event) && this.done;
+          const fresh = newer(event);
           switch (event.type) {
             case "task.completed":
               chart.add(eventMs(event), false);
-              if (fresh) this.done.completed += 1;
+              if (fresh) done.completed += 1;
               break;
             case "task.failed":
               chart.add(eventMs(event), true);
-              if (fresh && data.state === "failed") this.done.failed += 1;
+              if (fresh && data.state === "failed") done.failed += 1;
               break;
             case "task.dead_letter":
               if (fresh) {
-                this.done.dead_letter += 1;
-                if (this.dlqSize !== null) this.dlqSize += 1;
+                done.dead_letter += 1;
+                dlq += 1;
               }
               break;
             case "task.submitted":
-              if (fresh && data.requeued_from in this.done) {
-                this.done[data.requeued_from] = Math.max(0, this.done[data.requeued_from] - 1);
-                if (data.requeued_from === "dead_letter" && this.dlqSize) this.dlqSize -= 1;
+              if (fresh && data.requeued_from in done) {
+                done[data.requeued_from] -= 1;
+                if (data.requeued_from === "dead_letter") dlq -= 1;
               }
               break;
             case "queue.depth":
@@ -203,6 +206,12 @@ document.addEventListener("alpine:init", () => {
               break;
           }
         }
+        if (this.done) {
+          for (const name in done) {
+            if (done[name]) this.done[name] = Math.max(0, this.done[name] + done[name]);
+          }
+        }
+        if (dlq && this.dlqSize !== null) this.dlqSize = Math.max(0, this.dlqSize + dlq);
       },
       async toggle(queue) {
         queue.busy = true;
