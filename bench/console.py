@@ -66,7 +66,8 @@ ARGS = [
 PROBE = """
 window.__bench = {longTasks: [], frames: [], latencies: [], batches: 0, events: 0, on: false};
 new PerformanceObserver(list => {
-  if (window.__bench.on) for (const e of list.getEntries()) window.__bench.longTasks.push(e.duration);
+  const b = window.__bench;
+  if (b.on) for (const e of list.getEntries()) b.longTasks.push(e.duration);
 }).observe({type: 'longtask', buffered: false});
 let last = performance.now();
 requestAnimationFrame(function tick(now) {
