@@ -175,12 +175,14 @@ def phase(page, client: redis.Redis, rate: int, seconds: float) -> dict:
     producer.stop.set()
     producer.join()
     # Not measured: let the page catch up with the stream before the next phase starts.
-    newest = client.xrevrange("tq:events", count=1)[0][0].decode()
-    page.wait_for_function(
-        "id => window.TQ.streams.some(s => s.lastId && window.TQ.compareIds(s.lastId, id) >= 0)",
-        arg=newest,
-        timeout=120000,
-    )
+    newest = client.xrevrange("tq:events", count=1)
+    if newest:
+        page.wait_for_function(
+            "id => window.TQ.streams.some(s => s.lastId && "
+            "window.TQ.compareIds(s.lastId, id) >= 0)",
+            arg=newest[0][0].decode(),
+            timeout=120000,
+        )
     frames = result["frames"]
     return {
         "rate": rate,
