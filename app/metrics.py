@@ -25,12 +25,19 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
-from celery_app.metrics import DURATION_BUCKETS, read_counters
+from celery_app.metrics import (
+    DURATION_BUCKETS,
+    WAIT_BUCKETS,
+    oldest_waiting_seconds,
+    read_counters,
+)
 from celery_app.runtime import Runtime
+
+from .process_metrics import WebProcessesCollector, gunicorn_processes, this_process
 
 
 class ClusterCollector:
-    """Reads the cluster-wide task metrics from Redis in one round trip per scrape."""
+    """Reads the cluster-wide task metrics from Redis at scrape time (a few round trips)."""
 
     def __init__(self, runtime: Callable[[], Runtime]) -> None:
         self._runtime = runtime
@@ -38,14 +45,24 @@ class ClusterCollector:
     def collect(self) -> Iterator[Metric]:
         runtime = self._runtime()
         counters = read_counters(runtime.redis)
-        submitted, completed, duration = (counters["submitted"], counters["completed"],
-                                          counters["duration"])
-
         yield _counter("taskqueue_tasks_submitted", "Tasks submitted",
-                       ["type", "priority"], submitted)
+                       ["type", "priority"], counters["submitted"])
         yield _counter("taskqueue_tasks_completed", "Tasks that reached a final state",
-                       ["type", "status"], completed)
-        yield _histogram(duration)
+                       ["type", "status"], counters["completed"])
+        yield _counter("taskqueue_task_retries", "Automatic retries scheduled after a failed "
+                       "execution", ["type"], counters["retries"])
+        yield _histogram("taskqueue_task_duration_seconds",
+                         "Execution time of each task execution", ["type"],
+                         counters["duration"], DURATION_BUCKETS)
+        yield _histogram("taskqueue_task_queue_wait_seconds",
+                         "Time from being queued (submit, due time, retry) to the start of an "
+                         "execution", ["type", "priority"], counters["queue_wait"], WAIT_BUCKETS)
+        oldest = GaugeMetricFamily("taskqueue_queue_oldest_age_seconds",
+                                   "How long the oldest message waiting in each queue has waited",
+                                   labels=["priority"])
+        for queue, age in oldest_waiting_seconds(runtime.redis).items():
+            oldest.add_metric([queue], age)
+        yield oldest
         depth = GaugeMetricFamily("taskqueue_queue_depth", "Messages waiting per priority queue",
                                   labels=["priority"])
         for queue, count in runtime.listing.queue_depths().items():
@@ -64,21 +81,21 @@ def _counter(name: str, doc: str, labels: list[str], values: dict[str, str]) -> 
     return family
 
 
-def _histogram(fields: dict[str, str]) -> Metric:
-    """Per-bucket counts (``type\\t<bucket index>``) and sums as cumulative Prometheus buckets."""
-    family = HistogramMetricFamily("taskqueue_task_duration_seconds",
-                                   "Execution time of each task execution", labels=["type"])
-    by_type: dict[str, dict[str, str]] = {}
+def _histogram(name: str, doc: str, labels: list[str], fields: dict[str, str],
+               bounds: tuple[float, ...]) -> Metric:
+    """Per-bucket counts (``<labels…>\\t<bucket index>``) and sums (``<labels…>\\tsum``) as
+    cumulative Prometheus buckets."""
+    family = HistogramMetricFamily(name, doc, labels=labels)
+    by_labels: dict[tuple[str, ...], dict[str, str]] = {}
     for field, value in fields.items():
-        task_type, part = field.split("\t")
-        by_type.setdefault(task_type, {})[part] = value
-    for task_type, parts in sorted(by_type.items()):
+        *values, part = field.split("\t")
+        by_labels.setdefault(tuple(values), {})[part] = value
+    for values, parts in sorted(by_labels.items()):
         cumulative, buckets = 0, []
-        bounds = [*(f"{b}" for b in DURATION_BUCKETS), "+Inf"]
-        for index, bound in enumerate(bounds, start=1):
+        for index, bound in enumerate([*(f"{b}" for b in bounds), "+Inf"], start=1):
             cumulative += int(parts.get(str(index), 0))
             buckets.append((bound, cumulative))
-        family.add_metric([task_type], buckets, sum_value=float(parts.get("sum", 0)))
+        family.add_metric(list(values), buckets, sum_value=float(parts.get("sum", 0)))
     return family
 
 
@@ -94,6 +111,7 @@ class _GunicornMetrics(GunicornInternalPrometheusMetrics):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
         registry.register(self.cluster)
+        registry.register(WebProcessesCollector(gunicorn_processes))
         if names:
             registry = registry.restricted_registry(names)
         encoder, content_type = choose_encoder(accept_header)
@@ -125,6 +143,7 @@ def init_app(app: Flask, runtime: Callable[[], Runtime]) -> PrometheusMetrics:
     else:
         registry = CollectorRegistry()  # per app: tests build many apps in one process
         registry.register(cluster)
+        registry.register(WebProcessesCollector(this_process))
         exporter = PrometheusMetrics(app, registry=registry, **options)
 
     @app.after_request  # registered after the exporter's, so it runs before it

@@ -42,7 +42,7 @@ DEFAULT_PRIORITY = "low"
 _JSON_FIELDS = ("payload", "metadata", "result")
 _INT_FIELDS = ("progress", "attempts", "max_retries", "timeout", "file_size")
 #: Bookkeeping fields kept in the hash but not part of the public envelope.
-_PRIVATE_FIELDS = ("delivery", "created_ms", "started_ms", "duration_ms", "dlq_id")
+_PRIVATE_FIELDS = ("delivery", "created_ms", "started_ms", "duration_ms", "dlq_id", "queued_ms")
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

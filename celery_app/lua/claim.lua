@@ -14,5 +14,6 @@ h.attempts = tostring(tonumber(h.attempts or '0') + 1)
 update(id, {'state', 'running', 'attempts', h.attempts, 'started_at', NOW_ISO,
             'started_ms', int(NOW_MS), 'worker_id', worker, 'next_retry_at', false}, h)
 index_move(id, h, 'pending', 'running')
+observe_queue_wait(h, math.max(0, NOW_MS - tonumber(h.queued_ms or h.created_ms)))
 emit('task.started', id, h, {worker_id = worker})
 return {'ok', h.attempts, h.max_retries, h.timeout, h.priority, h.type}

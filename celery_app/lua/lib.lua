@@ -41,7 +41,7 @@ local SORTS = {'created', 'updated', 'priority'}
 -- Fields every transition needs to read.
 local CORE = {'id', 'state', 'type', 'priority', 'created_ms', 'delivery', 'attempts',
               'max_retries', 'progress', 'started_ms', 'dlq_id', 'error', 'worker_id',
-              'duration_ms', 'timeout', 'next_retry_at'}
+              'duration_ms', 'timeout', 'next_retry_at', 'queued_ms'}
 
 local function int(n) return string.format('%.0f', n) end
 local function task_key(id) return P .. 'task:' .. id end
@@ -120,7 +120,8 @@ local function update(id, changes, h)
   if #del > 0 then redis.call('HDEL', task_key(id), unpack(del)) end
 end
 
--- Put the Celery message of a task on its queue (the queue is the priority's name).
+-- Put the Celery message of a task on its queue (the queue is the priority's name). The caller
+-- stamps queued_ms (when the task started to wait; its queue wait ends at claim) in its update.
 local function push(id, h, delivery, message)
   redis.call('LPUSH', h.priority, message)
   redis.call('ZREM', P .. 'delayed', id)
@@ -167,6 +168,21 @@ end
 -- How one execution ended (completed, retrying or dead_letter) and how long it took: a count
 -- per type, ending and duration bucket (index into BUCKETS, #BUCKETS+1 = +Inf) — one HINCRBY
 -- feeds both the outcome counter and the histogram — and the type's duration sum.
+-- Time from being queued (submit, due-time release, requeue) to the start of an execution:
+-- WAIT_BUCKETS as BUCKETS, per type and priority; celery_app/metrics.py holds the same list.
+local WAIT_BUCKETS = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600}
+
+local function observe_queue_wait(h, waited_ms)
+  local seconds = waited_ms / 1000
+  local bucket = #WAIT_BUCKETS + 1
+  for i, bound in ipairs(WAIT_BUCKETS) do
+    if seconds <= bound then bucket = i; break end
+  end
+  local label = h.type .. '\t' .. h.priority
+  redis.call('HINCRBY', P .. 'metrics:queue_wait', label .. '\t' .. bucket, 1)
+  redis.call('HINCRBYFLOAT', P .. 'metrics:queue_wait', label .. '\tsum', seconds)
+end
+
 local function observe_execution(h, ending, elapsed_ms)
   local seconds = elapsed_ms / 1000
   local bucket = #BUCKETS + 1

@@ -9,7 +9,8 @@ for _, id in ipairs(due) do
     local cut = string.find(parked, '\n', 1, true)
     local delivery, message = string.sub(parked, 1, cut - 1), string.sub(parked, cut + 1)
     local old = h.state
-    update(id, {'state', 'pending', 'delivery', delivery, 'next_retry_at', false})
+    update(id, {'state', 'pending', 'delivery', delivery, 'next_retry_at', false,
+                'queued_ms', int(NOW_MS)})
     index_move(id, h, old, 'pending')
     push(id, h, delivery, message)
     emit('task.submitted', id, h, {released_from = old})

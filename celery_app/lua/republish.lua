@@ -9,6 +9,6 @@ local h = load(id)
 if not h or h.state ~= 'pending' or (h.delivery or '') ~= lost then return 0 end
 update(id, {'delivery', delivery})
 index_move(id, h, 'pending', 'pending')
-push(id, h, delivery, message)
+push(id, h, delivery, message)  -- queued_ms stays: it has been waiting since then
 emit('task.submitted', id, h, {recovered = 'message lost'})
 return 1

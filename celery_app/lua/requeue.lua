@@ -9,7 +9,8 @@ local old = h.state
 if not string.find(' ' .. allowed .. ' ', ' ' .. old .. ' ', 1, true) then
   return {'conflict', old}
 end
-local changes = {'state', 'pending', 'delivery', delivery, 'next_retry_at', false}
+local changes = {'state', 'pending', 'delivery', delivery, 'next_retry_at', false,
+                 'queued_ms', int(NOW_MS)}
 if reset == '1' then
   h.attempts, h.progress = '0', '0'
   for _, c in ipairs({'attempts', '0', 'progress', '0', 'error', false, 'result', false,

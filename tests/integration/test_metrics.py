@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness import WebServer
+from tests.harness import WebServer, wait_for
 
 
 def _task_samples(text: str) -> dict[tuple, float]:
@@ -18,6 +19,24 @@ def _task_samples(text: str) -> dict[tuple, float]:
             for sample in family.samples:
                 samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return samples
+
+
+def _by_pid(text: str, sample_name: str) -> dict[str, float]:
+    return {
+        sample.labels["pid"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == sample_name
+    }
+
+
+def _samples(env) -> dict[tuple, float]:
+    return _task_samples(env.client.get("/metrics").get_data(as_text=True))
+
+
+def _redis_seconds(env) -> float:
+    seconds, micros = env.redis.time()
+    return seconds + micros / 1e6
 
 
 @pytest.fixture
@@ -66,6 +85,19 @@ def test_metrics_count_what_was_done_identically_from_every_web_process(env, web
                for p in ("critical", "high", "normal", "low"))
     assert "flask_http_request_total" in scrapes[0]
 
+    # process_* of every web process of the answering gunicorn, whichever worker answered.
+    for server, texts in ((web_pair[0], scrapes[:4]), (web_pair[1], scrapes[4:])):
+        master = server.process.pid
+        workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        assert len(workers) == 2
+        for text in texts:
+            memory = _by_pid(text, "process_resident_memory_bytes")
+            assert set(memory) == {str(master), *workers}
+            assert all(value > 10_000_000 for value in memory.values())  # a Python process
+            assert set(_by_pid(text, "process_cpu_seconds_total")) == set(memory)
+            assert set(_by_pid(text, "process_open_fds")) == set(memory)
+            assert "python_info{" in text
+
 
 def test_queue_depth_metric_follows_waiting_messages(env):
     env.submit(type="echo", priority="critical")
@@ -73,3 +105,38 @@ def test_queue_depth_metric_follows_waiting_messages(env):
     metrics = _task_samples(env.client.get("/metrics").get_data(as_text=True))
     assert metrics[("taskqueue_queue_depth", (("priority", "critical"),))] == 2
     assert metrics[("taskqueue_active_workers", ())] == 0
+
+
+def test_retries_queue_wait_and_oldest_age_are_measured(env):
+    echoes = [env.submit(type="echo", payload={"n": n})["id"] for n in range(2)]
+    failing = env.submit(type="fail", priority="high", max_retries=2)["id"]
+    queued_at = _redis_seconds(env)
+    wait_for(lambda: _redis_seconds(env) >= queued_at + 1.0, message="a second of waiting")
+    waiting = _samples(env)
+    low_age = waiting[("taskqueue_queue_oldest_age_seconds", (("priority", "low"),))]
+    high_age = waiting[("taskqueue_queue_oldest_age_seconds", (("priority", "high"),))]
+    assert 1.0 <= high_age <= low_age < 60
+    assert waiting[("taskqueue_queue_oldest_age_seconds", (("priority", "critical"),))] == 0
+
+    env.worker(retry_backoff_seconds=0.1)
+    for task_id in echoes:
+        env.wait_state(task_id, "completed")
+    env.wait_state(failing, "dead_letter", timeout=20)
+    metrics = _samples(env)
+
+    def value(name: str, **labels: str) -> float:
+        return metrics.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    assert value("taskqueue_task_retries_total", type="fail") == 2
+    assert value("taskqueue_task_retries_total", type="echo") == 0
+    wait = "taskqueue_task_queue_wait_seconds"
+    assert value(f"{wait}_count", type="echo", priority="low") == 2
+    assert value(f"{wait}_bucket", type="echo", priority="low", le="0.5") == 0  # waited ≥ 1 s
+    assert value(f"{wait}_bucket", type="echo", priority="low", le="+Inf") == 2
+    assert 2.0 <= value(f"{wait}_sum", type="echo", priority="low") < 120
+    assert value(f"{wait}_count", type="fail", priority="high") == 3  # every execution
+    # the first waited ≥ 1 s from submit; each retry waits from its due time, not from submit
+    assert value(f"{wait}_bucket", type="fail", priority="high", le="0.5") <= 2
+    assert value(f"{wait}_sum", type="fail", priority="high") >= 1.0
+    assert all(value("taskqueue_queue_oldest_age_seconds", priority=p) == 0
+               for p in ("critical", "high", "normal", "low"))
