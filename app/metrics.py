@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Flask, Request, Response, request
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, GCCollector
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -33,7 +33,12 @@ from celery_app.metrics import (
 )
 from celery_app.runtime import Runtime
 
-from .process_metrics import WebProcessesCollector, gunicorn_processes, this_process
+from .process_metrics import (
+    GcCounters,
+    WebProcessesCollector,
+    gunicorn_processes,
+    this_process,
+)
 
 
 class ClusterCollector:
@@ -104,10 +109,13 @@ class _GunicornMetrics(GunicornInternalPrometheusMetrics):
 
     def __init__(self, app: Flask, cluster: ClusterCollector, **kwargs: Any) -> None:
         self.cluster = cluster
+        self.gc = GcCounters()
+        app.before_request(self.gc.refresh)
         super().__init__(app, **kwargs)
 
     def generate_metrics(self, accept_header: str | None = None,
                          names: list[str] | None = None) -> tuple[str, str]:
+        self.gc.refresh()
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
         registry.register(self.cluster)
@@ -144,6 +152,7 @@ def init_app(app: Flask, runtime: Callable[[], Runtime]) -> PrometheusMetrics:
         registry = CollectorRegistry()  # per app: tests build many apps in one process
         registry.register(cluster)
         registry.register(WebProcessesCollector(this_process))
+        GCCollector(registry=registry)
         exporter = PrometheusMetrics(app, registry=registry, **options)
 
     @app.after_request  # registered after the exporter's, so it runs before it

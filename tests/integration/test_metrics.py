@@ -97,6 +97,16 @@ def test_metrics_count_what_was_done_identically_from_every_web_process(env, web
             assert set(_by_pid(text, "process_cpu_seconds_total")) == set(memory)
             assert set(_by_pid(text, "process_open_fds")) == set(memory)
             assert "python_info{" in text
+            # garbage-collector counts of the workers (each copies its own), by generation
+            collections = [
+                sample
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "python_gc_collections_total"
+            ]
+            assert {s.labels["pid"] for s in collections} <= set(workers)
+            assert {s.labels["generation"] for s in collections} == {"0", "1", "2"}
+            assert any(s.labels["generation"] == "0" and s.value > 0 for s in collections)
 
 
 def test_queue_depth_metric_follows_waiting_messages(env):
