@@ -48,6 +48,10 @@ document.addEventListener("alpine:init", () => {
         if (event.type === "worker.left") {
           this.list = this.list.filter((worker) => worker.id !== id);
         } else if (event.type === "worker.heartbeat") {
+          const known = this.find(id);
+          // A pause or resume asked for but not yet applied stays shown as such.
+          if (known && known.state === "pausing" && fields.state !== "paused") delete fields.state;
+          if (known && known.state === "resuming" && fields.state === "paused") delete fields.state;
           this.upsert({ id, ...fields });
         } else if (event.type === "worker.joined") {
           if (!this.find(id)) this.upsert({ id, state: "idle", last_heartbeat: event.timestamp });

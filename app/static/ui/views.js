@@ -345,8 +345,10 @@ document.addEventListener("alpine:init", () => {
           if (err.status === 404) this.missing = true;
           else report(err);
         }
-        // Replay the task's whole history (its events are all after its creation).
-        const created = this.task ? Date.parse(this.task.created_at) - 60000 : 0;
+        if (!this.task) return; // nothing to follow
+        // Replay the task's whole history: its events all follow its creation (created_at and
+        // event ids both come from Redis's clock; a second of margin for the ms rounding).
+        const created = Date.parse(this.task.created_at) - 1000;
         new Stream({ taskId: this.id, after: `${Math.max(created, 0)}-0`,
           onBatch: (b) => this.apply(b) }).start();
       },
