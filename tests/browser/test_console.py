@@ -43,6 +43,8 @@ def test_a_submitted_task_goes_pending_running_completed_on_its_page(tab: Page, 
         page.evaluate("window.loadedOnce = true")
         state = page.get_by_test_id("state")
         expect(state).to_have_text("pending")
+        # determinate at 0 % (a <progress> without a value attribute would be "indeterminate")
+        expect(page.locator("progress#progress")).to_have_attribute("value", "0")
         expect(page.get_by_role("button", name="Cancel")).to_be_visible()
         expect(page.get_by_role("button", name="Retry")).to_be_hidden()
     finally:
