@@ -31,6 +31,7 @@ from celery_app.metrics import (
     oldest_waiting_seconds,
     read_counters,
 )
+from celery_app.model import QUEUES
 from celery_app.runtime import Runtime
 
 from .process_metrics import (
@@ -73,6 +74,13 @@ class ClusterCollector:
         for queue, count in runtime.listing.queue_depths().items():
             depth.add_metric([queue], count)
         yield depth
+        paused = GaugeMetricFamily("taskqueue_queue_paused",
+                                   "1 while the queue is paused (POST /admin/queues/{name}/pause)",
+                                   labels=["priority"])
+        paused_queues = runtime.workers.paused_queues()
+        for queue in QUEUES:
+            paused.add_metric([queue], 1 if queue in paused_queues else 0)
+        yield paused
         yield GaugeMetricFamily("taskqueue_active_workers", "Workers with a live heartbeat",
                                 value=runtime.workers.count())
         yield GaugeMetricFamily("taskqueue_dlq_size", "Entries in the dead-letter queue",

@@ -18,7 +18,9 @@ key                            type    TTL     written by                   read
 ``tq:workers``                 zset    --      worker heartbeat             admin, reaper
 ``tq:worker:<hostname>``       hash    3 hb    worker heartbeat             admin, reaper
 ``tq:lock:<name>``             string  PX      lock holders (worker)        lock holders
-``tq:paused``                  hash    --      pause API (web)              workers (every tick)
+``tq:paused``                  hash    --      pause API (web)              workers, claim script
+``tq:queues:paused``           hash    --      queue pause API (web)        workers, claim script
+``tq:lease:<id>``              string  PX      claim script, pool child     retry, reaper
 ``tq:health``                  string  10 s    /admin/health (web)          nobody
 ``tq:metrics:<name>``          hash    --      store scripts                /metrics collector
 =============================  ======  ======  ===========================  =====================
@@ -101,6 +103,17 @@ def worker(hostname: str) -> str:
 def paused() -> str:
     """Workers told to stop consuming: hostname → when (kept across worker restarts)."""
     return f"{PREFIX}paused"
+
+
+def paused_queues() -> str:
+    """Queues told to stand still: queue name → when (kept across worker restarts)."""
+    return f"{PREFIX}queues:paused"
+
+
+def lease(task_id: str) -> str:
+    """The live execution of a task: its delivery token, expiring unless the executing pool
+    child renews it (see :mod:`celery_app.lease`)."""
+    return f"{PREFIX}lease:{task_id}"
 
 
 def metrics(name: str) -> str:

@@ -9,11 +9,11 @@ worker's event-loop timer:
 - **sweep** every heartbeat interval: final-state tasks older than ``TASK_RETENTION_SECONDS``
   are purged — envelope, index entries, DLQ entry and uploaded files together, so listings and
   counts never show a dangling id.
-- **reap** every heartbeat interval: a ``running`` task is lost when its worker's heartbeat
-  record has expired, or when a heartbeat written after the task started does not list it as
-  active (its pool child died unrecorded, or the worker restarted under the same name). A lost
-  task is a failed attempt, queued again at once under the same id, or dead-lettered when its
-  retries are exhausted. The stale Celery message, if it ever comes back, is skipped at claim.
+- **reap** every heartbeat interval: a ``running`` task is lost when its lease has expired —
+  the pool child executing it stopped renewing it (it died, with or without its worker). A
+  lost task is a failed attempt, queued again at once under the same id, or dead-lettered when
+  its retries are exhausted. The stale Celery message, if it ever comes back, is skipped at
+  claim.
 - **lost messages** every heartbeat interval: a ``pending`` task whose Celery message is in no
   queue and held by no worker is queued again (:mod:`celery_app.recovery`, bounded per sweep).
 """
@@ -43,30 +43,27 @@ PROMOTE_INTERVAL_SECONDS = 0.25
 #: queue.depth events go out at most this often, and only when a depth changed.
 QUEUE_DEPTH_INTERVAL_SECONDS = 1.0
 LOCK_TTL_SECONDS = 5.0
-#: A heartbeat must be this much younger than a claim before its silence about it counts.
-CLAIM_MARGIN_MS = 500
 
 
 def lost_tasks(store: Store) -> list[tuple[str, str, str]]:
-    """Running tasks whose execution is gone: ``(task_id, delivery, why)``."""
+    """Running tasks whose execution is gone: ``(task_id, delivery, why)``.
+
+    An execution is gone when its lease (:mod:`celery_app.lease`) has expired: the pool child
+    that ran it stopped renewing it. The worker's own heartbeat does not decide: a main process
+    that stalls while its child runs must not get the task run twice.
+    """
     running = store.running_by_worker()
-    if not running:
+    tasks = [(worker, *task) for worker, held in running.items() for task in held]
+    if not tasks:
         return []
     pipe = store.redis.pipeline(transaction=False)
-    for worker in running:
-        pipe.hmget(keys.worker(worker), "beat_ms", "active_ids")
-    lost: list[tuple[str, str, str]] = []
-    for (worker, tasks), (beat_ms, active) in zip(running.items(), pipe.execute(), strict=True):
-        if beat_ms is None:
-            lost += [(task_id, delivery, f"worker {worker} lost") for task_id, delivery, _ in tasks]
-            continue
-        listed = set(json.loads(active or "[]"))
-        lost += [
-            (task_id, delivery, f"execution lost on worker {worker}")
-            for task_id, delivery, started_ms in tasks
-            if task_id not in listed and started_ms < int(beat_ms) - CLAIM_MARGIN_MS
-        ]
-    return lost
+    for _, task_id, _, _ in tasks:
+        pipe.exists(keys.lease(task_id))
+    return [
+        (task_id, delivery, f"execution lost on worker {worker} (lease expired)")
+        for (worker, task_id, delivery, _), leased in zip(tasks, pipe.execute(), strict=True)
+        if not leased
+    ]
 
 
 class Maintenance(bootsteps.StartStopStep):

@@ -46,6 +46,7 @@ NAMES = (
     "worker_left",
     "patch",
     "republish",
+    "queue_pause",
 )
 
 

@@ -58,6 +58,8 @@ class Settings:
     #: Redis socket timeouts (one retry): a dead Redis must turn into a 503 well inside 2 s.
     redis_socket_timeout_seconds: float = 0.75
     smtp_url: str = ""
+    #: How long a pause/resume request waits for the workers to confirm before answering 202.
+    pause_confirm_seconds: float = 5.0
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -92,6 +94,13 @@ class Settings:
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests, tools)."""
         return replace(self, **changes)
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a task's lease outlives the last renewal by its executing pool child
+        (renewed every ``worker_heartbeat_seconds``): three heartbeat intervals, like a
+        worker's record."""
+        return 3 * self.worker_heartbeat_seconds
 
     @property
     def visibility_timeout_seconds(self) -> int:

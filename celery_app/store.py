@@ -99,6 +99,8 @@ class Claim:
     state: str
     reason: str = ""
     envelope: dict[str, Any] | None = None
+    #: Not now (worker or queue paused, an earlier execution still runs): put the message back.
+    requeue: bool = False
 
 
 class Store:
@@ -199,15 +201,18 @@ class Store:
         return [model.decode(fields) for fields in pipe.execute() if fields]
 
     def claim(self, task_id: str, delivery: str, worker: str) -> Claim:
-        """pending → running for the live delivery; anything else is a skip."""
-        answer = self._run("claim", task_id, delivery, worker)
+        """pending → running for the live delivery, taking the task's lease (for
+        :attr:`Settings.lease_seconds`); anything else is a skip (``requeue`` when the message
+        must go back to its queue: worker or queue paused, an earlier execution still runs)."""
+        lease_ms = int(self.settings.lease_seconds * 1000)
+        answer = self._run("claim", task_id, delivery, worker, lease_ms)
         if answer[0] == "ok":
             _, attempts, max_retries, timeout, priority, task_type = answer
             envelope = {"id": task_id, "type": task_type, "priority": priority,
                         "attempts": int(attempts), "max_retries": int(max_retries),
                         "timeout": int(timeout)}
             return Claim(True, model.RUNNING, envelope=envelope)
-        return Claim(False, answer[1], answer[2])
+        return Claim(False, answer[1], answer[2], requeue=len(answer) > 3)
 
     def progress(self, task_id: str, delivery: str, percent: int, message: str | None) -> bool:
         """Record a running execution's progress (and emit ``task.progress``)."""
@@ -295,6 +300,9 @@ class Store:
             "requeue", task_id, " ".join(sorted(allowed)), delivery,
             self._message(envelope, delivery), "1" if reset else "0",
         )
+        if answer[0] == "busy":
+            raise InvalidState("task is still being executed; retry once that execution ends",
+                               answer[1])
         return _envelope_or_raise(answer, "task cannot be retried in current state")
 
     def promote_due(self, limit: int = 500) -> list[str]:

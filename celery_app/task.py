@@ -4,10 +4,13 @@ Everything that must happen for correctness happens here, in the pool child, and
 receivers (Celery logs and swallows their exceptions):
 
 1. **Claim** — one Lua call moves the envelope ``pending → running`` if, and only if, this
-   message is the task's live delivery. A cancelled, finished, already running or stale
-   (redelivered, superseded) message raises :class:`~celery.exceptions.Ignore`: acknowledged,
-   never executed.
-2. **Run** the handler with a progress reporter installed.
+   message is the task's live delivery, and takes the task's lease. A cancelled, finished,
+   already running or stale (redelivered, superseded) message raises
+   :class:`~celery.exceptions.Ignore`: acknowledged, never executed. A live message that may
+   not start now (its worker or queue is paused, an earlier execution still holds the lease)
+   raises :class:`~celery.exceptions.Reject` with ``requeue``: back on its queue, still pending.
+2. **Run** the handler with a progress reporter installed, renewing the lease from this pool
+   child (:mod:`celery_app.lease`).
 3. **Record** the outcome atomically: ``completed``; ``retrying`` with the next message parked
    until its backoff ends; or ``dead_letter``. Celery sees the same story (``SUCCESS``, ``RETRY``
    or ``FAILURE``), so Flower and ``AsyncResult`` agree with the envelope.
@@ -21,7 +24,7 @@ from typing import Any
 
 from billiard.exceptions import WorkerLostError
 from celery import Task
-from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
+from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
 from celery.worker.request import Request
 
 from handlers.errors import PermanentError
@@ -29,6 +32,7 @@ from handlers.progress import reporting_to
 
 from . import model
 from .defaults import DEFAULT_TIMEOUT_SECONDS
+from .lease import Lease
 from .messages import DELIVERY_HEADER
 from .payloads import InvalidPayload, check_payload
 from .store import NewTask
@@ -97,6 +101,9 @@ class HandlerTask(Task):
             self._adopt(request, kwargs, delivery)
             claim = store.claim(request.id, delivery, request.hostname or "")
         if not claim.ok:
+            if claim.requeue:  # may run later (paused, or an earlier execution still runs)
+                logger.info("not starting %s[%s] now: %s", self.name, request.id, claim.reason)
+                raise Reject(claim.reason, requeue=True)
             logger.info("skipping %s[%s]: %s", self.name, request.id, claim.reason)
             raise Ignore()
         envelope = {**(claim.envelope or {}), "payload": dict(kwargs)}
@@ -107,8 +114,12 @@ class HandlerTask(Task):
         except InvalidPayload as exc:
             store.fail(envelope, delivery, f"invalid arguments: {exc}", retryable=False)
             raise
+        settings = self.app.settings
+        lease = Lease(self.app.runtime.redis, request.id, delivery,
+                      ttl_seconds=settings.lease_seconds,
+                      interval_seconds=settings.worker_heartbeat_seconds)
         try:
-            with reporting_to(self._reporter(request.id, delivery)):
+            with lease, reporting_to(self._reporter(request.id, delivery)):
                 result = self.run(*args, **kwargs)
             model.dumps(result)  # a result the envelope cannot hold is the handler's failure
         except SoftTimeLimitExceeded as exc:

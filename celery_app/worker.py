@@ -1,9 +1,10 @@
 """Worker-side machinery, installed into the Celery app as consumer bootsteps (main process).
 
 - :class:`Presence` writes this worker's heartbeat record every ``WORKER_HEARTBEAT_SECONDS``
-  (joined/left events included) and obeys the pause flag: paused, it cancels every consumer;
-  resumed, it adds its queues back in strict priority order (``critical`` first) — kombu
-  appends a re-added queue at the end, so re-adding them all is the only way to restore order.
+  (joined/left events included) and keeps the worker's consumers in line with the persisted
+  worker and queue pause flags (:mod:`celery_app.control`): at start, before the event loop
+  consumes anything; at once when the ``taskqueue_sync`` control command arrives; and at every
+  heartbeat, for a command it missed.
 - :class:`~celery_app.maintenance.Maintenance` promotes delayed tasks and reaps lost ones.
 """
 
@@ -17,17 +18,16 @@ from celery import Celery, bootsteps
 from celery.worker import state as worker_state
 
 from . import model
+from .control import Consumption
 
 logger = logging.getLogger(__name__)
 
 #: A worker record outlives this many missed heartbeats.
 HEARTBEAT_TTL_INTERVALS = 3
-#: How often a worker checks its pause flag.
-PAUSE_CHECK_SECONDS = 0.25
 
 
 class Presence(bootsteps.StartStopStep):
-    """Keeps this worker's heartbeat record in Redis and applies pause/resume."""
+    """Keeps this worker's heartbeat record in Redis and applies pause flags."""
 
     requires = {"celery.worker.consumer.tasks:Tasks"}
 
@@ -35,19 +35,17 @@ class Presence(bootsteps.StartStopStep):
         super().__init__(parent, **kwargs)
         self._timers: list[Any] = []
         self._started_at = ""
-        self._queues: list[str] = []
-        self._paused = False
+        self.consumption = Consumption()
 
     def start(self, consumer: Any) -> None:
-        if not self._queues:  # the -Q queues, remembered across pause/resume
-            names = {q.name for q in consumer.task_consumer.queues}
-            self._queues = [q for q in model.QUEUES if q in names]
-        self.check_pause(consumer)  # before the event loop consumes anything
+        self.consumption.remember_queues(consumer)
+        consumer.taskqueue_presence = self
+        self.refresh(consumer)  # before the event loop consumes anything
         self.beat(consumer)
         interval = consumer.app.settings.worker_heartbeat_seconds
         self._timers = [
             consumer.timer.call_repeatedly(interval, self.beat, (consumer,), priority=10),
-            consumer.timer.call_repeatedly(PAUSE_CHECK_SECONDS, self.check_pause, (consumer,)),
+            consumer.timer.call_repeatedly(interval, self.refresh, (consumer,)),
         ]
 
     def stop(self, consumer: Any) -> None:
@@ -65,21 +63,21 @@ class Presence(bootsteps.StartStopStep):
     def record(self, consumer: Any) -> dict[str, Any]:
         """This worker's heartbeat record (``last_heartbeat`` is stamped by the script).
 
-        ``beat_ms`` is read from Redis's clock — the clock claims are stamped with — before
-        the snapshot, so anything claimed earlier is in it.
+        ``state`` is what the worker applied, not what it was told. ``beat_ms`` is read from
+        Redis's clock before the snapshot, so anything claimed earlier is in it.
         """
         beat_ms = consumer.app.runtime.store.now_ms()
         self._started_at = self._started_at or model.iso_ms(beat_ms)
         held = set(worker_state.reserved_requests) | set(worker_state.active_requests)
         active = len(worker_state.active_requests)
-        state = "paused" if self._paused else "busy" if active else "idle"
+        state = "paused" if self.consumption.paused else "busy" if active else "idle"
         return {
             "id": consumer.hostname,
             "state": state,
             "started_at": self._started_at,
             "active_tasks": active,
             "concurrency": consumer.pool.num_processes if consumer.pool else 0,
-            "queues": json.dumps(self._queues),
+            "queues": json.dumps(self.consumption.own),
             "active_ids": json.dumps(sorted(r.id for r in held)),
             "beat_ms": beat_ms,
         }
@@ -93,31 +91,30 @@ class Presence(bootsteps.StartStopStep):
         except Exception:
             logger.warning("heartbeat failed", exc_info=True)
 
-    def check_pause(self, consumer: Any) -> None:
-        """Apply the pause flag if it changed."""
-        workers = consumer.app.runtime.workers
+    def sync(self, consumer: Any) -> dict[str, Any]:
+        """Apply the flags now (raises when Redis cannot be read); the control reply."""
+        runtime = consumer.app.runtime
+        paused_changed, queues_changed = self.consumption.apply(consumer, runtime.redis)
+        if paused_changed or queues_changed:
+            self.beat(consumer)
+        if paused_changed:
+            paused = self.consumption.paused
+            logger.info("worker %s", "paused" if paused else "resumed")
+            runtime.workers.emit(f"worker.{'paused' if paused else 'resumed'}", consumer.hostname)
+        return self.consumption.reply(consumer)
+
+    def refresh(self, consumer: Any) -> None:
+        """:meth:`sync` on the timer: a failure is logged and tried again at the next beat."""
         try:
-            wanted = workers.is_paused(consumer.hostname)
+            self.sync(consumer)
         except Exception:
-            logger.warning("could not read the pause flag", exc_info=True)
-            return
-        if wanted == self._paused:
-            return
-        for queue in self._queues:
-            consumer.cancel_task_queue(queue)
-        if not wanted:
-            for queue in self._queues:  # critical first: kombu appends each re-added queue
-                consumer.add_task_queue(queue, routing_key=queue)
-        self._paused = wanted
-        logger.info("worker %s", "paused" if wanted else "resumed")
-        self.beat(consumer)
-        workers.emit(f"worker.{'paused' if wanted else 'resumed'}", consumer.hostname)
+            logger.warning("could not apply the pause flags", exc_info=True)
 
 
 def install(celery: Celery) -> None:
-    """Add the worker bootsteps to ``celery``."""
+    """Add the worker bootsteps to ``celery`` and register its remote-control command."""
+    from . import control  # noqa: F401  (registers taskqueue_sync)
     from .maintenance import Maintenance
 
     celery.steps["consumer"].add(Presence)
     celery.steps["consumer"].add(Maintenance)
-

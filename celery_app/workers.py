@@ -1,12 +1,13 @@
 """The worker registry: what every worker wrote about itself, and the pause flags it obeys.
 
 Workers write their own records (``tq:worker:<hostname>``, expiring after three heartbeat
-intervals) from their main process; readers never broadcast to workers. Pausing is a persisted
-flag in ``tq:paused`` that each worker applies within a quarter second and re-applies when it
-restarts.
+intervals) from their main process; reading them never broadcasts to workers. Pausing a
+worker or a queue is a persisted flag that each worker applies and confirms
+(:mod:`celery_app.control`) and re-applies when it restarts.
 
 Keys (:mod:`celery_app.keys`): ``tq:workers`` (zset of known workers), ``tq:worker:<hostname>``
-(each record), ``tq:paused`` (pause flags), and worker events on ``tq:events``.
+(each record), ``tq:paused`` (worker pause flags), ``tq:queues:paused`` (queue pause flags),
+and worker and queue events on ``tq:events``.
 """
 
 from __future__ import annotations
@@ -33,12 +34,17 @@ _PUBLIC = ("id", "state", "started_at", "last_heartbeat", "active_tasks", "concu
 
 
 def _public(record: dict[str, str], paused: bool) -> dict[str, Any]:
+    """The API's view of a record. ``state`` joins what the worker was told (``paused``) with
+    what it applied (its record): ``pausing`` / ``resuming`` until it confirmed."""
     worker: dict[str, Any] = {name: record[name] for name in _PUBLIC if name in record}
     for name in _INT_FIELDS:
         worker[name] = int(worker.get(name, 0))
     worker["queues"] = json.loads(record.get("queues", "[]"))
-    if paused:
-        worker["state"] = "paused"
+    applied = worker.get("state") == "paused"
+    if paused and not applied:
+        worker["state"] = "pausing"
+    elif applied and not paused:
+        worker["state"] = "resuming"
     return worker
 
 
@@ -69,21 +75,24 @@ class Workers:
             raise WorkerNotFound()
         return _public(record, bool(paused))
 
-    def pause(self, hostname: str) -> dict[str, Any]:
-        """Tell a worker to stop taking tasks (running ones finish); survives its restart."""
+    def set_paused(self, hostname: str, paused: bool) -> None:
+        """Persist a worker's pause flag (:class:`WorkerNotFound` for an unknown worker); the
+        worker applies it (:mod:`celery_app.control`) and keeps it across its restarts."""
         self.get(hostname)
-        self.redis.hset(keys.paused(), hostname, model.iso(model.now()))
-        return self.get(hostname)
+        if paused:
+            self.redis.hset(keys.paused(), hostname, model.iso(model.now()))
+        else:
+            self.redis.hdel(keys.paused(), hostname)
 
-    def resume(self, hostname: str) -> dict[str, Any]:
-        """Let a paused worker take tasks again, strictly in priority order."""
-        self.get(hostname)
-        self.redis.hdel(keys.paused(), hostname)
-        return self.get(hostname)
+    def set_queue_paused(self, queue: str, paused: bool) -> bool:
+        """Persist a queue's pause flag, emitting ``queue.paused``/``queue.resumed`` when it
+        changed (one script call); true if it changed."""
+        return bool(self.scripts.run("queue_pause", [keys.paused_queues()], queue,
+                                     "1" if paused else "0"))
 
-    def is_paused(self, hostname: str) -> bool:
-        """Whether ``hostname`` should be paused (read by the worker itself)."""
-        return bool(self.redis.hexists(keys.paused(), hostname))
+    def paused_queues(self) -> set[str]:
+        """Names of the paused queues."""
+        return set(self.redis.hkeys(keys.paused_queues()))
 
     def beat(self, hostname: str, record: dict[str, Any], ttl_ms: int) -> bool:
         """Write a worker's record; true when it just joined."""

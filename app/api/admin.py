@@ -1,4 +1,4 @@
-"""The admin API (``/admin``): health, workers, pause/resume, queues."""
+"""The admin API (``/admin``): health, workers, worker and queue pause/resume, queues."""
 
 from __future__ import annotations
 
@@ -6,13 +6,26 @@ import redis
 from flask import Blueprint
 
 from celery_app import model
+from celery_app.pausing import Pausing
 
 from ..errors import redis_condition
-from ..services import listing, runtime, workers
+from ..services import listing, runtime, services, workers
 from .document import document
-from .responses import HealthSchema, QueuesSchema, WorkerListSchema, WorkerSchema
+from .responses import (
+    HealthSchema,
+    QueuePauseSchema,
+    QueuesSchema,
+    WorkerListSchema,
+    WorkerSchema,
+)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def pausing() -> Pausing:
+    """Worker and queue pause for this app's Redis and Celery app."""
+    found = services()
+    return Pausing(workers(), listing(), found.celery, found.settings.pause_confirm_seconds)
 
 
 @bp.get("/health")
@@ -41,28 +54,65 @@ def worker_list():
     return {"workers": found, "count": len(found)}
 
 
+_CONFIRM = ("200 once the worker confirmed (from then on no new execution starts there); "
+            "202 with state `{}` when it did not confirm within PAUSE_CONFIRM_SECONDS. "
+            "Persisted: the worker keeps it across restarts.")
+
+
 @bp.post("/workers/<worker_id>/pause")
-@document(summary="Pause a worker", tags=("operations",), responses={200: WorkerSchema},
-          errors=(404,))
+@document(summary="Pause a worker", tags=("operations",),
+          responses={200: WorkerSchema, 202: WorkerSchema}, errors=(404,),
+          description=_CONFIRM.format("pausing"))
 def pause(worker_id: str):
-    """Stop the worker taking tasks; running ones finish. Persists across its restarts."""
-    return workers().pause(worker_id)
+    """Stop the worker taking tasks; running ones finish."""
+    worker, confirmed = pausing().worker(worker_id, True)
+    return worker, 200 if confirmed else 202
 
 
 @bp.post("/workers/<worker_id>/resume")
-@document(summary="Resume a worker", tags=("operations",), responses={200: WorkerSchema},
-          errors=(404,))
+@document(summary="Resume a worker", tags=("operations",),
+          responses={200: WorkerSchema, 202: WorkerSchema}, errors=(404,),
+          description=_CONFIRM.format("resuming"))
 def resume(worker_id: str):
     """Let the worker take tasks again, critical first."""
-    return workers().resume(worker_id)
+    worker, confirmed = pausing().worker(worker_id, False)
+    return worker, 200 if confirmed else 202
 
 
 @bp.get("/queues")
 @document(summary="Queue depths", tags=("operations",), responses={200: QueuesSchema})
 def queues():
-    """Messages waiting in each Celery queue, with the queue's priority number."""
+    """Messages waiting in each Celery queue, with the queue's priority and pause flag."""
     depths = listing().queue_depths()
+    paused = workers().paused_queues()
     return {
-        "queues": {q: {"depth": depths[q], "priority": model.PRIORITIES[q]} for q in model.QUEUES},
+        "queues": {q: {"depth": depths[q], "priority": model.PRIORITIES[q], "paused": q in paused}
+                   for q in model.QUEUES},
         "total_depth": sum(depths.values()),
     }
+
+
+_QUEUE_CONFIRM = ("200 once every live worker consuming the queue applied it; 202 with "
+                  "`pending_workers` otherwise (after PAUSE_CONFIRM_SECONDS). Persisted: "
+                  "workers started later honour it. Submits to a paused queue are accepted "
+                  "and wait.")
+
+
+@bp.post("/queues/<name>/pause")
+@document(summary="Pause a queue", tags=("operations",),
+          responses={200: QueuePauseSchema, 202: QueuePauseSchema}, errors=(404,),
+          description=_QUEUE_CONFIRM)
+def pause_queue(name: str):
+    """No task of this queue starts on any worker; other queues keep flowing."""
+    body, confirmed = pausing().queue(name, True)
+    return body, 200 if confirmed else 202
+
+
+@bp.post("/queues/<name>/resume")
+@document(summary="Resume a queue", tags=("operations",),
+          responses={200: QueuePauseSchema, 202: QueuePauseSchema}, errors=(404,),
+          description=_QUEUE_CONFIRM)
+def resume_queue(name: str):
+    """The queue's tasks start again, in strict priority order with the other queues."""
+    body, confirmed = pausing().queue(name, False)
+    return body, 200 if confirmed else 202

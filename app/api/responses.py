@@ -113,7 +113,8 @@ class HealthSchema(Schema):
 
 class WorkerSchema(Schema):
     id = fields.String(required=True, metadata={"description": "Celery worker hostname"})
-    state = _enum(("idle", "busy", "paused"), required=True)
+    #: ``pausing``/``resuming``: told, not confirmed yet.
+    state = _enum(("idle", "busy", "paused", "pausing", "resuming"), required=True)
     started_at = fields.String(required=True, metadata=TIMESTAMP)
     last_heartbeat = fields.String(required=True, metadata=TIMESTAMP)
     active_tasks = fields.Integer(required=True)
@@ -129,6 +130,16 @@ class WorkerListSchema(Schema):
 class QueueInfoSchema(Schema):
     depth = fields.Integer(required=True)
     priority = fields.Integer(required=True)
+    paused = fields.Boolean(required=True)
+
+
+class QueuePauseSchema(Schema):
+    """A queue after pause/resume; ``pending_workers`` (202 only) have not confirmed yet."""
+
+    name = _enum(model.QUEUES, required=True)
+    paused = fields.Boolean(required=True)
+    depth = fields.Integer(required=True)
+    pending_workers = fields.List(fields.String())
 
 
 class QueueTableSchema(Schema):

@@ -1,10 +1,14 @@
--- Record how one execution ended. Only the execution that holds the live delivery may do so.
+-- Record how one execution ended. Only the execution that holds the live delivery may record
+-- an outcome; any execution that ends releases the lease it holds.
 -- ARGV[5] id, [6] delivery, [7] outcome: completed | retrying | dead_letter,
 -- [8] result JSON (completed) or error text, [9] backoff before the next execution (ms, on
 -- Redis's clock from now), [10] next delivery, [11] next message (retrying), [12] DLQ reason
 -- (dead_letter).
 -- Returns {'ok', state, elapsed ms} or {'stale', state}.
 local id, delivery, outcome, detail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+-- The execution has ended either way (even when a PATCH made it stale): its lease goes.
+local lease = P .. 'lease:' .. id
+if redis.call('GET', lease) == delivery then redis.call('DEL', lease) end
 local h = load(id)
 if not h then return {'stale', 'missing'} end
 if h.state ~= 'running' or (h.delivery or '') ~= delivery then return {'stale', h.state} end

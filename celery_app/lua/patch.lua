@@ -20,7 +20,10 @@ if new ~= old then
   for _, c in ipairs({'state', new, 'next_retry_at', false}) do table.insert(changes, c) end
 end
 if new == 'running' and old ~= 'running' then
-  for _, c in ipairs({'started_at', NOW_ISO, 'started_ms', int(NOW_MS)}) do table.insert(changes, c) end
+  -- The reporting processor runs it now, not a worker: the reaper leaves it alone.
+  for _, c in ipairs({'started_at', NOW_ISO, 'started_ms', int(NOW_MS), 'worker_id', false}) do
+    table.insert(changes, c)
+  end
 end
 if new == 'completed' or new == 'failed' then
   table.insert(changes, 'completed_at'); table.insert(changes, NOW_ISO)

@@ -68,10 +68,10 @@ def test_pause_holds_tasks_and_resume_runs_them_critical_first(env):
     ids = {p: env.submit(type="echo", priority=p)["id"]
            for p in ("low", "normal", "high", "critical")}
     queues = env.client.get("/admin/queues").get_json()
-    assert queues == {"queues": {"critical": {"depth": 1, "priority": 3},
-                                 "high": {"depth": 1, "priority": 2},
-                                 "normal": {"depth": 1, "priority": 1},
-                                 "low": {"depth": 1, "priority": 0}},
+    assert queues == {"queues": {"critical": {"depth": 1, "priority": 3, "paused": False},
+                                 "high": {"depth": 1, "priority": 2, "paused": False},
+                                 "normal": {"depth": 1, "priority": 1, "paused": False},
+                                 "low": {"depth": 1, "priority": 0, "paused": False}},
                       "total_depth": 4}
     beats = {_listed(env)[worker.hostname]["last_heartbeat"]}
     wait_for(lambda: beats.add(_listed(env)[worker.hostname]["last_heartbeat"]) or len(beats) > 2,
@@ -80,7 +80,7 @@ def test_pause_holds_tasks_and_resume_runs_them_critical_first(env):
     assert _listed(env)[worker.hostname]["state"] == "paused"
 
     resumed = env.client.post(f"/admin/workers/{worker.hostname}/resume")
-    assert resumed.status_code == 200
+    assert resumed.status_code == 200 and resumed.get_json()["state"] in ("idle", "busy")
     priority_of = {task_id: p for p, task_id in ids.items()}
     order = [priority_of[i] for i in env.started_order(list(ids.values()))]
     assert order == ["critical", "high", "normal", "low"]
@@ -89,8 +89,8 @@ def test_pause_holds_tasks_and_resume_runs_them_critical_first(env):
 
 def test_a_paused_worker_that_restarts_stays_paused(env, tmp_path):
     first = env.worker("sticky", concurrency=1)
-    env.client.post(f"/admin/workers/{first.hostname}/pause")
-    wait_for(lambda: _worker_events(env, "worker.paused", first.hostname), message="paused")
+    assert env.client.post(f"/admin/workers/{first.hostname}/pause").status_code == 200
+    assert _worker_events(env, "worker.paused", first.hostname)
     first.stop()
 
     again = Worker(env.url, first.hostname.split("@")[0], concurrency=1, log_dir=tmp_path)
@@ -100,8 +100,11 @@ def test_a_paused_worker_that_restarts_stays_paused(env, tmp_path):
     wait_for(lambda: len(_worker_events(env, "worker.paused", first.hostname)) == 2,
              message="pause re-applied at start")
     assert _listed(env)[again.hostname]["state"] == "paused"
+    beats = {_listed(env)[again.hostname]["last_heartbeat"]}
+    wait_for(lambda: beats.add(_listed(env)[again.hostname]["last_heartbeat"]) or len(beats) > 1,
+             message="a heartbeat of the restarted worker")
     assert env.get(task["id"])["state"] == "pending"
-    env.client.post(f"/admin/workers/{again.hostname}/resume")
+    assert env.client.post(f"/admin/workers/{again.hostname}/resume").status_code == 200
     assert env.wait_state(task["id"], "completed")["worker_id"] == again.hostname
 
 

@@ -31,12 +31,15 @@ def test_singleton_keys_have_fixed_names():
     assert keys.health() == "tq:health"
     assert keys.stats() == "tq:stats"
     assert keys.workers() == "tq:workers"
+    assert keys.paused() == "tq:paused"
+    assert keys.paused_queues() == "tq:queues:paused"
 
 
 def test_parameterised_keys_embed_their_argument():
     assert keys.idempotency("k-1") == "tq:idem:k-1"
     assert keys.worker("celery@host") == "tq:worker:celery@host"
     assert keys.lock("promoter") == "tq:lock:promoter"
+    assert keys.lease("abc") == "tq:lease:abc"
 
 
 def test_sorts_are_created_updated_priority():
@@ -69,6 +72,9 @@ ALL_KEYS = [
     keys.workers(),
     keys.worker("h"),
     keys.lock("l"),
+    keys.paused(),
+    keys.paused_queues(),
+    keys.lease("x"),
 ]
 
 

@@ -1,0 +1,78 @@
+"""A task's lease, kept alive by the process that executes the task.
+
+The claim script takes ``tq:lease:<id>`` (value: the execution's delivery token, expiring after
+:attr:`~celery_app.settings.Settings.lease_seconds`, three heartbeat intervals). While the
+handler runs, a daemon thread of the **pool child** renews it every
+``WORKER_HEARTBEAT_SECONDS``, and only while the lease still names this execution's delivery.
+The worker's main process takes no part, so:
+
+- a main process that stalls (SIGSTOP, a long GC pause, a blocked event loop) while its child
+  runs does not lose the lease: nobody else starts the task;
+- a child that dies stops renewing: the lease expires, and the reaper
+  (:mod:`celery_app.maintenance`) queues the task again;
+- the script that records the end of an execution (``finish.lua``) deletes the lease in the
+  same step, so ``POST …/retry`` is refused (409) exactly while an execution still holds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+
+import redis
+
+from . import keys
+
+logger = logging.getLogger(__name__)
+
+#: Extend the lease only while it still names this execution (KEYS[1] lease, ARGV[1] delivery,
+#: ARGV[2] TTL ms). Returns 1 when renewed, 0 when the lease is gone or someone else's.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+class Lease:
+    """Renews one execution's lease from a daemon thread until :meth:`stop` (a context manager).
+
+    ``ttl_seconds`` is the lease's life after each renewal, ``interval_seconds`` the time
+    between renewals (several renewals fit in one TTL, so one slow Redis answer loses nothing).
+    A failed renewal is logged and tried again at the next interval.
+    """
+
+    def __init__(self, client: redis.Redis, task_id: str, delivery: str, *,
+                 ttl_seconds: float, interval_seconds: float) -> None:
+        self.key = keys.lease(task_id)
+        self.delivery = delivery
+        self.ttl_ms = int(ttl_seconds * 1000)
+        self.interval = interval_seconds
+        self._renew = client.register_script(_RENEW)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease {task_id}", daemon=True)
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop renewing (the lease itself is deleted by the script recording the outcome)."""
+        self._stopped.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.interval + 1)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                held = self._renew(keys=[self.key], args=[self.delivery, self.ttl_ms])
+            except Exception:  # Redis unreachable: the next interval tries again
+                logger.warning("could not renew %s", self.key, exc_info=True)
+                continue
+            if not held:
+                logger.warning("%s lost: the task may run elsewhere", self.key)
+                return
