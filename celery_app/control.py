@@ -13,14 +13,15 @@ shows the change. A worker also re-applies the flags at every heartbeat, for a c
 (the control mailbox is pub/sub: a worker reconnecting to Redis loses what was sent meanwhile).
 
 **Changing the consumer set** cancels every task consumer and adds the wanted queues back in
-strict priority order: kombu appends a re-added queue at the end of its BRPOP order, so a
-re-added ``critical`` would otherwise come last.
+strict priority order (kombu appends a re-added queue at the end of its BRPOP order, so a
+re-added ``critical`` would otherwise come last), then settles the BRPOP in flight
+(:meth:`Consumption.settle_brpop`): kombu's ``basic_cancel`` only forgets a queue, and the
+BRPOP sent before still names every old queue in the old order.
 
 **A guard at claim time** makes the answer true whatever kombu does: the claim script refuses
 to start a task on a paused worker or of a paused queue (``claim.lua``), and the pool child
 puts the message back on its queue (``Reject(requeue=True)``), still ``pending``. That covers a
-message that was already delivered when the consumers changed, and the BRPOP in flight at that
-moment, which still names every old queue and may pop one more message.
+message that was already delivered to the worker when the consumers changed.
 """
 
 from __future__ import annotations
@@ -129,7 +130,10 @@ def sync_workers(celery: Celery, hostnames: list[str], timeout: float) -> dict[s
     if not hostnames:
         return {}
     replies = celery.control.broadcast(
-        SYNC_COMMAND, destination=list(hostnames), reply=True, timeout=timeout,
+        SYNC_COMMAND,
+        destination=list(hostnames),
+        reply=True,
+        timeout=timeout,
         limit=len(hostnames),
     )
     answers: dict[str, dict] = {}

@@ -42,8 +42,15 @@ class Lease:
     A failed renewal is logged and tried again at the next interval.
     """
 
-    def __init__(self, client: redis.Redis, task_id: str, delivery: str, *,
-                 ttl_seconds: float, interval_seconds: float) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        task_id: str,
+        delivery: str,
+        *,
+        ttl_seconds: float,
+        interval_seconds: float,
+    ) -> None:
         self.key = keys.lease(task_id)
         self.delivery = delivery
         self.ttl_ms = int(ttl_seconds * 1000)
@@ -56,8 +63,9 @@ class Lease:
         self._thread.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def stop(self) -> None:

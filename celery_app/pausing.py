@@ -32,8 +32,9 @@ class Pausing:
     """Worker and queue pause over one Redis (its ``workers`` and ``listing`` nouns) and the
     Celery app whose control mailbox reaches the workers."""
 
-    def __init__(self, workers: Workers, listing: Listing, celery: Celery,
-                 confirm_seconds: float) -> None:
+    def __init__(
+        self, workers: Workers, listing: Listing, celery: Celery, confirm_seconds: float
+    ) -> None:
         self.workers = workers
         self.listing = listing
         self.celery = celery
@@ -67,13 +68,20 @@ class Pausing:
         concerned = [w["id"] for w in self.workers.all() if name in w["queues"]]
         replies = sync_workers(self.celery, concerned, self.confirm_seconds)
         pending = [
-            host for host in concerned
+            host
+            for host in concerned
             if host not in replies
-            or (name in replies[host]["queues"] if paused
-                else not replies[host]["paused"] and name not in replies[host]["queues"])
+            or (
+                name in replies[host]["queues"]
+                if paused
+                else not replies[host]["paused"] and name not in replies[host]["queues"]
+            )
         ]
-        body: dict[str, Any] = {"name": name, "paused": paused,
-                                "depth": self.listing.queue_depths()[name]}
+        body: dict[str, Any] = {
+            "name": name,
+            "paused": paused,
+            "depth": self.listing.queue_depths()[name],
+        }
         if pending:
             body["pending_workers"] = pending
         return body, not pending

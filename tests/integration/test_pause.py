@@ -51,8 +51,9 @@ def test_twenty_pause_resume_cycles_each_hold_new_tasks_and_resume_in_priority_o
     for cycle in range(20):
         busy = None
         if cycle % 2:  # every other cycle pauses a worker that is running a task
-            busy = env.submit(type="sleep", payload={"seconds": 0.4, "steps": 1},
-                              priority="normal")["id"]
+            busy = env.submit(
+                type="sleep", payload={"seconds": 0.4, "steps": 1}, priority="normal"
+            )["id"]
             env.wait_state(busy, "running")
         paused = _post(env, f"/admin/workers/{worker.hostname}/pause")
         assert paused["state"] == "paused", cycle
@@ -84,8 +85,9 @@ def test_pausing_one_of_two_workers_leaves_the_other_running_and_both_can_cycle(
         held = env.submit(type="echo", priority="critical")["id"]
         _two_heartbeats(env, first, second)
         assert _states(env, [low, held]) == ["pending", "pending"]
-        listed = {w["id"]: w["state"] for w in env.client.get("/admin/workers").get_json()[
-            "workers"]}
+        listed = {
+            w["id"]: w["state"] for w in env.client.get("/admin/workers").get_json()["workers"]
+        }
         assert listed == {first.hostname: "paused", second.hostname: "paused"}
 
         _post(env, f"/admin/workers/{first.hostname}/resume")
@@ -103,13 +105,24 @@ def test_a_worker_that_cannot_confirm_is_pausing_until_it_does(env, tmp_path):
         answer = _post(env, f"/admin/workers/{worker.hostname}/pause", expect=202)
         assert answer["state"] == "pausing"
         queue = _post(env, "/admin/queues/high/pause", expect=202)
-        assert queue == {"name": "high", "paused": True, "depth": 0,
-                         "pending_workers": [worker.hostname]}
+        assert queue == {
+            "name": "high",
+            "paused": True,
+            "depth": 0,
+            "pending_workers": [worker.hostname],
+        }
         task = env.submit(type="echo", priority="normal")["id"]
     finally:
         os.kill(worker.process.pid, signal.SIGCONT)
-    wait_for(lambda: {w["id"]: w["state"] for w in env.client.get("/admin/workers").get_json()[
-        "workers"]}.get(worker.hostname) == "paused", message="paused once it could confirm")
+    wait_for(
+        lambda: (
+            {
+                w["id"]: w["state"] for w in env.client.get("/admin/workers").get_json()["workers"]
+            }.get(worker.hostname)
+            == "paused"
+        ),
+        message="paused once it could confirm",
+    )
     _two_heartbeats(env, worker)
     assert env.get(task)["state"] == "pending"
     resumed = _post(env, f"/admin/workers/{worker.hostname}/resume")
@@ -127,7 +140,11 @@ def test_queue_pause_holds_that_queue_on_every_worker_and_others_keep_flowing(en
     assert [e["queue"] for e in _events(env, "queue.paused")] == ["low"]
     listed = env.client.get("/admin/queues").get_json()["queues"]
     assert {q: v["paused"] for q, v in listed.items()} == {
-        "critical": False, "high": False, "normal": False, "low": True}
+        "critical": False,
+        "high": False,
+        "normal": False,
+        "low": True,
+    }
     metrics = env.client.get("/metrics").get_data(as_text=True)
     assert 'taskqueue_queue_paused{priority="low"} 1.0' in metrics
     assert 'taskqueue_queue_paused{priority="normal"} 0.0' in metrics
@@ -136,15 +153,20 @@ def test_queue_pause_holds_that_queue_on_every_worker_and_others_keep_flowing(en
     normal = env.submit(type="echo", priority="normal")["id"]
     critical = env.submit(type="echo", priority="critical")["id"]
     assert env.wait_state(normal, "completed")["worker_id"] in (full.hostname, subset.hostname)
-    assert env.wait_state(critical, "completed")["worker_id"] in (full.hostname,
-                                                                 elsewhere.hostname)
+    assert env.wait_state(critical, "completed")["worker_id"] in (full.hostname, elsewhere.hostname)
     _two_heartbeats(env, full, subset)
     assert _states(env, lows) == ["pending"] * 3
 
     # A restarted worker and a new one honour the persisted pause from their first message.
     subset.stop()
-    again = Worker(env.url, subset.hostname.split("@")[0], queues="normal,low",
-                   concurrency=1, log_dir=env.tmp_path, **FAST)
+    again = Worker(
+        env.url,
+        subset.hostname.split("@")[0],
+        queues="normal,low",
+        concurrency=1,
+        log_dir=env.tmp_path,
+        **FAST,
+    )
     env.workers.append(again)
     again.start()
     newcomer = env.worker("new", queues="low", concurrency=1, **FAST)
@@ -162,8 +184,7 @@ def test_queue_pause_holds_that_queue_on_every_worker_and_others_keep_flowing(en
 def test_a_resumed_queue_keeps_its_place_in_the_priority_order(env):
     worker = env.worker(concurrency=1, **FAST)
     _post(env, "/admin/queues/critical/pause")
-    blocker = env.submit(type="sleep", payload={"seconds": 1.0, "steps": 1},
-                         priority="high")["id"]
+    blocker = env.submit(type="sleep", payload={"seconds": 1.0, "steps": 1}, priority="high")["id"]
     env.wait_state(blocker, "running")
     ids = {p: env.submit(type="echo", priority=p)["id"] for p in ("low", "normal", "high")}
     ids["critical"] = env.submit(type="echo", priority="critical")["id"]
