@@ -8,6 +8,8 @@ either way, and the claim guard already holds: an unconfirmed pause still starts
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
@@ -17,6 +19,9 @@ from .control import sync_workers
 from .errors import TaskqueueError
 from .listing import Listing
 from .workers import Workers
+
+#: A worker that has not replied gets the command again after this long.
+RESEND_SECONDS = 0.5
 
 
 class QueueNotFound(TaskqueueError):
@@ -40,6 +45,23 @@ class Pausing:
         self.celery = celery
         self.confirm_seconds = confirm_seconds
 
+    def _confirm(self, hosts: list[str], done: Callable[[str, dict], bool]) -> set[str]:
+        """The hosts whose reply satisfies ``done`` within ``confirm_seconds``.
+
+        The command is sent again every :data:`RESEND_SECONDS` to the hosts that have not
+        confirmed: the control mailbox is pub/sub, so a worker that was not listening yet (just
+        started) or was reconnecting never sees a message. Applying twice changes nothing.
+        """
+        deadline = time.monotonic() + self.confirm_seconds
+        pending = set(hosts)
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            replies = sync_workers(self.celery, sorted(pending), min(RESEND_SECONDS, remaining))
+            pending -= {host for host, reply in replies.items() if done(host, reply)}
+        return set(hosts) - pending
+
     def worker(self, hostname: str, paused: bool) -> tuple[dict[str, Any], bool]:
         """Pause (or resume) one worker: its record, and whether it confirmed.
 
@@ -47,11 +69,13 @@ class Pausing:
         paused (it may still read from no queue, when all of its queues are paused).
         """
         self.workers.set_paused(hostname, paused)
-        reply = sync_workers(self.celery, [hostname], self.confirm_seconds).get(hostname)
-        if paused:
-            confirmed = bool(reply and reply["paused"] and not reply["queues"])
-        else:
-            confirmed = bool(reply and not reply["paused"])
+
+        def done(_: str, reply: dict) -> bool:
+            if paused:
+                return bool(reply["paused"] and not reply["queues"])
+            return not reply["paused"]
+
+        confirmed = bool(self._confirm([hostname], done))
         worker = self.workers.get(hostname)
         if confirmed and paused:
             worker["state"] = "paused"
@@ -66,17 +90,14 @@ class Pausing:
             raise QueueNotFound()
         self.workers.set_queue_paused(name, paused)
         concerned = [w["id"] for w in self.workers.all() if name in w["queues"]]
-        replies = sync_workers(self.celery, concerned, self.confirm_seconds)
-        pending = [
-            host
-            for host in concerned
-            if host not in replies
-            or (
-                name in replies[host]["queues"]
-                if paused
-                else not replies[host]["paused"] and name not in replies[host]["queues"]
-            )
-        ]
+
+        def done(_: str, reply: dict) -> bool:
+            if paused:
+                return name not in reply["queues"]
+            return reply["paused"] or name in reply["queues"]
+
+        confirmed = self._confirm(concerned, done)
+        pending = [host for host in concerned if host not in confirmed]
         body: dict[str, Any] = {
             "name": name,
             "paused": paused,
