@@ -168,10 +168,15 @@ def test_overview_numbers_move_as_events_arrive(tab: Page, stack: Stack):
 def test_a_burst_of_thousands_of_events_is_rendered_in_a_few_batches(tab: Page, stack: Stack):
     page = tab.open("/ui")
     page.evaluate("""() => {
-        window.burst = {events: 0, renders: 0};
+        window.burst = {events: 0, renders: 0, frames: 0};
         document.addEventListener('tq:rendered', e => {
-            const mine = e.detail.filter(x => String(x.data.task_id).startsWith('burst-')).length;
-            if (mine) { window.burst.events += mine; window.burst.renders += 1; }
+            const mine = e.detail.filter(x => String(x.data.task_id).startsWith('burst-'));
+            if (mine.length) { window.burst.events += mine.length; window.burst.renders += 1; }
+        });
+        requestAnimationFrame(function tick() {  // frames while the burst is arriving
+            if (window.burst.events >= 5000) return;
+            window.burst.frames += 1;
+            requestAnimationFrame(tick);
         });
     }""")
     pipe = stack.redis.pipeline(transaction=False)
@@ -188,7 +193,11 @@ def test_a_burst_of_thousands_of_events_is_rendered_in_a_few_batches(tab: Page, 
         pipe.xadd("tq:events", {"type": "task.completed", "data": json.dumps(data)})
     pipe.execute()
     page.wait_for_function("window.burst.events === 5000", timeout=30000)
-    renders = page.evaluate("window.burst.renders")
-    assert renders <= 100, renders  # coalesced: one render per frame, not one per event
+    burst = page.evaluate("window.burst")
+    # Coalesced: at most one render per animation frame (plus the hidden-tab timer's), however
+    # slowly the machine delivers the frames, so thousands of events never mean thousands of
+    # renders.
+    assert burst["renders"] <= burst["frames"] + 2, burst
+    assert burst["renders"] < 5000 / 2, burst
     page.wait_for_function("document.querySelector('.chart').dataset.completed >= 5000")
     assert tab.errors == []
