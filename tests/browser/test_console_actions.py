@@ -48,6 +48,30 @@ def test_pause_and_resume_a_worker_by_clicking(tab: Page, stack: Stack):
     assert tab.errors == []
 
 
+def test_pause_and_resume_a_queue_by_clicking(tab: Page, stack: Stack):
+    page = tab.open("/ui")
+    watcher = Page(tab.context, stack.url)  # another operator's overview, left alone
+    watcher.open("/ui")
+    rows = [p.locator('tr[data-queue="low"]') for p in (page, watcher.page)]
+    for row in rows:
+        expect(row.get_by_test_id("queue-state")).to_have_text("consuming")
+    rows[0].get_by_role("button", name="Pause", exact=True).click()
+    for row in rows:  # the other page learns it from queue.paused, without a request
+        expect(row.get_by_test_id("queue-state")).to_have_text("paused")
+    assert stack.api("GET", "/admin/queues")["queues"]["low"]["paused"] is True
+    held = stack.submit(type="echo")  # priority low: waits in its paused queue
+    for row in rows:
+        expect(row.get_by_test_id("depth")).to_have_text("1", timeout=10000)
+    assert stack.task(held["id"])["state"] == "pending"
+    rows[0].get_by_role("button", name="Resume", exact=True).click()
+    for row in rows:
+        expect(row.get_by_test_id("queue-state")).to_have_text("consuming")
+    stack.wait_state(held["id"], "completed")
+    for row in rows:
+        expect(row.get_by_test_id("depth")).to_have_text("0", timeout=10000)
+    assert tab.errors == [] and watcher.errors == []
+
+
 def test_dead_letters_arrive_live_and_retry_and_clear_by_clicking(tab: Page, stack: Stack):
     page = tab.open("/ui/dlq")
     tasks = [
