@@ -64,7 +64,10 @@ class StrictBoolean(fields.Boolean):
 
 
 _FIELDS: dict[Any, type[fields.Field]] = {
-    str: fields.String, int: StrictInteger, float: StrictNumber, bool: StrictBoolean,
+    str: fields.String,
+    int: StrictInteger,
+    float: StrictNumber,
+    bool: StrictBoolean,
     dict: fields.Dict,
 }
 
@@ -104,8 +107,11 @@ def payload_schema(task_type: str) -> type[Schema]:
             open_ended = True
             continue
         required = parameter.default is inspect.Parameter.empty
-        extra = {} if required or parameter.default is None else {
-            "metadata": {"default": parameter.default}}  # shown in the OpenAPI document
+        extra = (
+            {}
+            if required or parameter.default is None
+            else {"metadata": {"default": parameter.default}}
+        )  # shown in the OpenAPI document
         properties[name] = _field_for(hints.get(name, Any), required=required, **extra)
     meta = type("Meta", (), {"unknown": INCLUDE if open_ended else RAISE})
     return type(f"{_camel(task_type)}PayloadSchema", (Schema,), {**properties, "Meta": meta})
@@ -132,8 +138,11 @@ def check_payload(task_type: str, payload: Any, prefix: str = "payload") -> None
 
 def _lines(messages: Any, prefix: str) -> list[str]:
     if isinstance(messages, dict):
-        return [line for key, inner in messages.items()
-                for line in _lines(inner, f"{prefix}.{key}" if key != "_schema" else prefix)]
+        return [
+            line
+            for key, inner in messages.items()
+            for line in _lines(inner, f"{prefix}.{key}" if key != "_schema" else prefix)
+        ]
     if isinstance(messages, list):
         return [line for item in messages for line in _lines(item, prefix)]
     return [f"{prefix}: {messages}"]

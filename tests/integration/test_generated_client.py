@@ -22,10 +22,22 @@ def _generate(document: dict, folder: Path) -> None:
     generator = shutil.which("openapi-python-client", path=str(bin_dir))
     assert generator, "openapi-python-client is a test dependency"
     run = subprocess.run(
-        [generator, "generate", "--path", str(spec), "--meta", "none",
-         "--output-path", str(folder / "taskqueue_client")],
-        cwd=folder, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"})
+        [
+            generator,
+            "generate",
+            "--path",
+            str(spec),
+            "--meta",
+            "none",
+            "--output-path",
+            str(folder / "taskqueue_client"),
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Warning" not in run.stdout + run.stderr, run.stdout + run.stderr
 
@@ -40,8 +52,12 @@ def test_a_generated_client_submits_and_reads_a_task(live, tmp_path):
 
         transport = httpx.WSGITransport(app=live.app)
         client = Client(base_url="http://taskqueue", httpx_args={"transport": transport})
-        created = tasks_submit.sync(client=client, body=SubmitEcho(
-            type_="echo", payload=EchoPayload.from_dict({"greeting": "hi", "n": 3}), priority=2))
+        created = tasks_submit.sync(
+            client=client,
+            body=SubmitEcho(
+                type_="echo", payload=EchoPayload.from_dict({"greeting": "hi", "n": 3}), priority=2
+            ),
+        )
         assert isinstance(created, Envelope), created
         assert created.type_ == "echo" and created.priority.value == "high"
 
@@ -54,8 +70,9 @@ def test_a_generated_client_submits_and_reads_a_task(live, tmp_path):
 
         missing = tasks_get.sync(task_id="no-such-task", client=client)
         assert isinstance(missing, Error) and missing.message == "task not found"
-        refused = tasks_submit.sync_detailed(client=client, body=SubmitEcho.from_dict(
-            {"type": "echo", "timeout": 0}))
+        refused = tasks_submit.sync_detailed(
+            client=client, body=SubmitEcho.from_dict({"type": "echo", "timeout": 0})
+        )
         assert refused.status_code == 400 and "timeout" in refused.parsed.message
     finally:
         sys.path.remove(str(tmp_path))

@@ -13,16 +13,23 @@ from celery_app.payloads import InvalidPayload
 from tests.harness import wait_for
 
 
-@pytest.mark.parametrize(("payload", "message"), [
-    ({"seconds": 1e308}, "payload.seconds: Must be greater than or equal to 0 and less than or "
-                         "equal to 3600"),
-    ({"seconds": -0.5}, "payload.seconds: Must be greater than or equal to 0"),
-    ({"steps": 0}, "payload.steps: Must be greater than or equal to 1 and less than or equal "
-                   "to 100"),
-    ({"steps": 101}, "payload.steps: Must be"),
-    ({"bogus": 1}, "payload.bogus: Unknown field."),
-    ({"seconds": "1"}, "payload.seconds: Not a valid number."),
-])
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (
+            {"seconds": 1e308},
+            "payload.seconds: Must be greater than or equal to 0 and less than or equal to 3600",
+        ),
+        ({"seconds": -0.5}, "payload.seconds: Must be greater than or equal to 0"),
+        (
+            {"steps": 0},
+            "payload.steps: Must be greater than or equal to 1 and less than or equal to 100",
+        ),
+        ({"steps": 101}, "payload.steps: Must be"),
+        ({"bogus": 1}, "payload.bogus: Unknown field."),
+        ({"seconds": "1"}, "payload.seconds: Not a valid number."),
+    ],
+)
 def test_http_submit_checks_the_signatures_limits(env, payload, message):
     response = env.client.post("/api/v1/tasks", json={"type": "sleep", "payload": payload})
     assert response.status_code == 400
@@ -30,11 +37,14 @@ def test_http_submit_checks_the_signatures_limits(env, payload, message):
     assert env.redis.dbsize() == 0
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"bogus": 1}, "sleep.bogus: Unknown field."),
-    ({"seconds": 1e308}, "sleep.seconds: Must be greater than or equal to 0"),
-    ({"steps": 2.5}, "sleep.steps: Not a valid integer."),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"bogus": 1}, "sleep.bogus: Unknown field."),
+        ({"seconds": 1e308}, "sleep.seconds: Must be greater than or equal to 0"),
+        ({"steps": 2.5}, "sleep.steps: Not a valid integer."),
+    ],
+)
 def test_a_direct_publish_with_bad_arguments_raises_to_the_caller(env, kwargs, message):
     celery = create_celery(env.settings)
     with pytest.raises(InvalidPayload, match=message.replace(".", r"\.")):
@@ -52,7 +62,10 @@ def test_the_celery_native_handles_publish_like_the_api(env):
     result = celery.tasks[tasks.sleep.name].apply_async(kwargs={"seconds": 0}, queue="high")
     envelope = env.get(result.id)
     assert (envelope["type"], envelope["priority"], envelope["payload"]) == (
-        "sleep", "high", {"seconds": 0})
+        "sleep",
+        "high",
+        {"seconds": 0},
+    )
 
 
 @pytest.mark.parametrize("kwargs", [{"bogus": 1}, {"seconds": 99999}])
@@ -60,11 +73,13 @@ def test_a_message_that_bypassed_the_checks_is_dead_lettered_without_retries(liv
     celery = live.app.extensions["taskqueue"].celery
     # A producer that is not this service (it sets the delivery header itself).
     result = celery.send_task("sleep", kwargs=kwargs, headers={DELIVERY_HEADER: "foreign"})
-    wait_for(lambda: live.redis.exists(f"tq:task:{result.id}"), timeout=15,
-             message="the worker to adopt the foreign message")
+    wait_for(
+        lambda: live.redis.exists(f"tq:task:{result.id}"),
+        timeout=15,
+        message="the worker to adopt the foreign message",
+    )
     envelope = live.wait_state(result.id, "dead_letter")
     assert envelope["attempts"] == 1 and envelope["max_retries"] == 3
     assert envelope["error"].startswith("invalid arguments: payload.")
     entries = live.client.get("/admin/dlq").get_json()["entries"]
-    assert [e["reason"] for e in entries if e["task"]["id"] == result.id] == [
-        "non-retryable error"]
+    assert [e["reason"] for e in entries if e["task"]["id"] == result.id] == ["non-retryable error"]
