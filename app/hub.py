@@ -1,5 +1,9 @@
 """The event hub: one Redis reader per web process, fanning events out to subscriptions.
 
+Long polls (``GET /api/v1/tasks/<id>?wait=S``) park on the same reader: a waiter is a
+:class:`threading.Event` keyed by task id, set when an event says that task is in a final state —
+no Redis connection and no polling per waiter, only the thread gunicorn gives the request.
+
 For ``/ws`` the hub encodes each event's frame once and writes it to every interested socket
 itself (through each connection's outbox, never blocking): waking one thread per connection
 per event is what costs at hundreds of clients. The tracker's subscriptions queue events for
@@ -13,12 +17,13 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
 
-from celery_app import strictjson
+from celery_app import model, strictjson
 from celery_app.events import Event, id_key, last_id, read_new
 
 from .outbox import Outbox, text_frame
@@ -89,7 +94,20 @@ class Hub:
         self._client_factory = client_factory
         self._lock = threading.Lock()
         self._subscriptions: set[Subscription] = set()
+        self._waiters: dict[str, set[threading.Event]] = {}
         self._pid: int | None = None
+
+    def _start_reader(self) -> None:
+        """Start this process's reader thread (lazily, after a fork); call with the lock held.
+
+        Its starting position is read here, so every event appended after this call is seen.
+        """
+        if self._pid != os.getpid():
+            client = self._client_factory()
+            start = last_id(client)
+            threading.Thread(target=self._run, args=(client, start), name="event-hub",
+                             daemon=True).start()
+            self._pid = os.getpid()
 
     def subscribe(self, wants: Callable[[Event], bool],
                   outbox: Outbox | None = None) -> Subscription:
@@ -100,14 +118,30 @@ class Hub:
         """
         subscription = Subscription(wants, outbox)
         with self._lock:
-            if self._pid != os.getpid():
-                client = self._client_factory()
-                start = last_id(client)
-                threading.Thread(target=self._run, args=(client, start), name="event-hub",
-                                 daemon=True).start()
-                self._pid = os.getpid()
+            self._start_reader()
             self._subscriptions.add(subscription)
         return subscription
+
+    @contextmanager
+    def final_waiter(self, task_id: str) -> Iterator[threading.Event]:
+        """An event set once the stream reports ``task_id`` in a final state.
+
+        Register first, then read the envelope: a transition after the read appends its event
+        after the reader's position, so it cannot be missed (no lost wake-up).
+        """
+        woken = threading.Event()
+        with self._lock:
+            self._start_reader()
+            self._waiters.setdefault(task_id, set()).add(woken)
+        try:
+            yield woken
+        finally:
+            with self._lock:
+                waiting = self._waiters.get(task_id)
+                if waiting is not None:
+                    waiting.discard(woken)
+                    if not waiting:
+                        del self._waiters[task_id]
 
     def unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:
@@ -126,6 +160,9 @@ class Hub:
     def _dispatch(self, event: Event) -> None:
         with self._lock:
             subscriptions = list(self._subscriptions)
+            if self._waiters and event.data.get("state") in model.FINAL_STATES:
+                for woken in self._waiters.pop(event.data.get("task_id"), ()):
+                    woken.set()
         encoded: list[bytes] = []
 
         def frame() -> bytes:  # encoded once per event, shared by every connection

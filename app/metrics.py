@@ -33,6 +33,7 @@ from celery_app.metrics import (
 )
 from celery_app.model import QUEUES
 from celery_app.runtime import Runtime
+from celery_app.webhooks import OUTCOMES
 
 from .process_metrics import (
     GcCounters,
@@ -69,6 +70,8 @@ class ClusterCollector:
         for queue, age in oldest_waiting_seconds(runtime.redis).items():
             oldest.add_metric([queue], age)
         yield oldest
+        yield _counter("taskqueue_webhook_deliveries", "Completion webhook attempts by outcome",
+                       ["outcome"], {o: counters["webhooks"].get(o, 0) for o in OUTCOMES})
         depth = GaugeMetricFamily("taskqueue_queue_depth", "Messages waiting per priority queue",
                                   labels=["priority"])
         for queue, count in runtime.listing.queue_depths().items():

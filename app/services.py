@@ -17,6 +17,8 @@ from celery_app.settings import Settings
 from celery_app.store import Store
 from celery_app.workers import Workers
 
+from .hub import Hub
+
 
 @dataclass(frozen=True)
 class Services:
@@ -54,3 +56,8 @@ def listing() -> Listing:
 def workers() -> Workers:
     """The worker registry and pause flags."""
     return runtime().workers
+
+
+def hub() -> Hub:
+    """The current process's event hub (one stream reader per process)."""
+    return current_app.extensions["taskqueue_hub"]

@@ -20,8 +20,8 @@ from . import keys, model
 
 EVENT_TYPES = (
     "task.submitted", "task.started", "task.progress", "task.completed", "task.failed",
-    "task.retrying", "task.cancelled", "task.dead_letter", "worker.joined", "worker.left",
-    "worker.paused", "worker.resumed", "worker.heartbeat", "queue.depth",
+    "task.retrying", "task.cancelled", "task.dead_letter", "task.callback", "worker.joined",
+    "worker.left", "worker.paused", "worker.resumed", "worker.heartbeat", "queue.depth",
 )
 
 

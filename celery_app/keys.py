@@ -23,9 +23,17 @@ key                            type    TTL     written by                   read
 ``tq:lease:<id>``              string  PX      claim script, pool child     retry, reaper
 ``tq:health``                  string  10 s    /admin/health (web)          nobody
 ``tq:metrics:<name>``          hash    --      store scripts                /metrics collector
+``tq:webhooks``                zset    --      final transitions, webhooks  webhook deliverers
+``tq:webhook:<delivery>``      hash    --      final transitions, webhooks  webhook deliverers
+``tq:audit``                   stream  MAXLEN  audited scripts / MULTIs     admin audit API
 =============================  ======  ======  ===========================  =====================
 
 Every time in a score or field (ms or ISO-8601) is on Redis's clock (``TIME``), never a host's.
+
+Webhooks: ``tq:webhooks`` scores each pending delivery by when it is due (ms) — while a
+worker delivers it, by when that worker's lease runs out; ``tq:webhook:<delivery>`` holds the
+job (task id, event, URL, attempts, lease token, envelope snapshot). ``<delivery>`` is the
+``X-Taskqueue-Delivery`` value, ``<final event id>:<task id>``.
 
 Index zsets (``tq:idx:<sort>:<filter>``): ``sort`` is ``created``, ``updated`` or ``priority``
 (score = priority × 10¹³ + created ms); ``filter`` is ``all``, ``state:<state>``,
@@ -117,14 +125,29 @@ def lease(task_id: str) -> str:
 
 
 def metrics(name: str) -> str:
-    """Cluster-wide counters: ``submitted``, ``executions``, ``duration``, ``completed``
-    (:mod:`celery_app.metrics` describes their fields)."""
+    """Cluster-wide counters: ``submitted``, ``executions``, ``duration``, ``completed``,
+    ``webhooks`` (:mod:`celery_app.metrics` describes their fields)."""
     return f"{PREFIX}metrics:{name}"
 
 
 def health() -> str:
     """The health probe's write: proves Redis accepts writes (OOM, READONLY, MISCONF refuse)."""
     return f"{PREFIX}health"
+
+
+def webhooks() -> str:
+    """Pending webhook deliveries: delivery id → due (or lease expiry) ms."""
+    return f"{PREFIX}webhooks"
+
+
+def webhook(delivery: str) -> str:
+    """One webhook delivery's job."""
+    return f"{PREFIX}webhook:{delivery}"
+
+
+def audit() -> str:
+    """The audit log stream: one entry per mutation, written with it."""
+    return f"{PREFIX}audit"
 
 
 def lock(name: str) -> str:

@@ -42,7 +42,11 @@ DEFAULT_PRIORITY = "low"
 _JSON_FIELDS = ("payload", "metadata", "result")
 _INT_FIELDS = ("progress", "attempts", "max_retries", "timeout", "file_size")
 #: Bookkeeping fields kept in the hash but not part of the public envelope.
-_PRIVATE_FIELDS = ("delivery", "created_ms", "started_ms", "duration_ms", "dlq_id", "queued_ms")
+_PRIVATE_FIELDS = ("delivery", "created_ms", "started_ms", "duration_ms", "dlq_id", "queued_ms",
+                   "cb_delivery")
+#: Hash fields of the webhook's delivery state → keys of the envelope's ``callback`` object.
+CALLBACK_FIELDS = {"cb_state": "state", "cb_attempts": "attempts", "cb_status": "last_status",
+                   "cb_error": "last_error"}
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -102,7 +106,7 @@ def decode(fields: dict[str, str]) -> dict[str, Any]:
     """Hash fields as the public envelope."""
     envelope: dict[str, Any] = {}
     for name, raw in fields.items():
-        if name in _PRIVATE_FIELDS or raw == "":
+        if name in _PRIVATE_FIELDS or name in CALLBACK_FIELDS or raw == "":
             continue
         if name in _JSON_FIELDS:
             envelope[name] = json.loads(raw)
@@ -116,4 +120,13 @@ def decode(fields: dict[str, str]) -> dict[str, Any]:
         envelope["status"] = STATUS_OF_STATE[envelope["state"]]
     if "error" in envelope:
         envelope["error_message"] = envelope["error"]
+    if fields.get("cb_state"):
+        envelope["callback"] = _callback(fields)
     return envelope
+
+
+def _callback(fields: dict[str, str]) -> dict[str, Any]:
+    """The webhook's delivery state: ``{"state", "attempts", "last_status", "last_error"}``."""
+    status, error = fields.get("cb_status"), fields.get("cb_error")
+    return {"state": fields["cb_state"], "attempts": int(fields.get("cb_attempts") or 0),
+            "last_status": int(status) if status else None, "last_error": error or None}

@@ -47,6 +47,8 @@ NAMES = (
     "patch",
     "republish",
     "queue_pause",
+    "webhook_claim",
+    "webhook_record",
 )
 
 

@@ -60,6 +60,21 @@ class Settings:
     smtp_url: str = ""
     #: How long a pause/resume request waits for the workers to confirm before answering 202.
     pause_confirm_seconds: float = 5.0
+    #: HMAC-SHA256 key for ``X-Taskqueue-Signature`` on completion webhooks (unset: unsigned).
+    webhook_secret: str = ""
+    #: Delivery attempts (requests) per webhook before its callback state is ``failed``.
+    webhook_max_attempts: int = 8
+    #: Connect and read timeout of one webhook request; also sizes the delivery lease.
+    webhook_timeout_seconds: float = 5.0
+    #: First retry's delay; doubles per attempt with jitter (x0.5-1.5), capped by the max.
+    webhook_backoff_seconds: float = 2.0
+    webhook_backoff_max_seconds: float = 600.0
+    #: Deliver to loopback/private/link-local/multicast/reserved addresses (off: SSRF-safe).
+    webhook_allow_private: bool = False
+    #: Concurrent webhook requests per worker (threads in the worker's main process).
+    webhook_concurrency: int = 4
+    #: Entries kept in the audit log stream (approximate cap, XADD MAXLEN ~).
+    audit_maxlen: int = 100_000
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod

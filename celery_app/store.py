@@ -58,10 +58,11 @@ class NewTask:
     scheduled_at: Any = None  # datetime | None
     task_id: str | None = None
     extra: dict[str, Any] | None = None  # upload fields
+    callback_url: str | None = None  # completion webhook (celery_app/webhooks.py)
 
     #: What a caller asked for: an ``Idempotency-Key`` may only be repeated with the same.
     REQUEST_FIELDS = ("type", "payload", "priority", "max_retries", "timeout", "metadata",
-                      "scheduled_at")
+                      "scheduled_at", "callback_url")
 
     def request(self) -> dict[str, Any]:
         """The caller's request, as compared for an idempotent repeat."""
@@ -69,7 +70,8 @@ class NewTask:
         return {"type": self.type, "payload": self.payload, "priority": self.priority,
                 "max_retries": self.max_retries, "timeout": self.timeout,
                 "metadata": self.metadata or {},
-                "scheduled_at": model.iso(scheduled) if scheduled is not None else None}
+                "scheduled_at": model.iso(scheduled) if scheduled is not None else None,
+                "callback_url": self.callback_url}
 
     def request_hash(self) -> str:
         """SHA-256 (hex) of :meth:`request` as canonical JSON (sorted keys, compact)."""
@@ -155,6 +157,7 @@ class Store:
             "max_retries": new.max_retries,
             "timeout": new.timeout,
             "metadata": new.metadata or {},
+            "callback_url": new.callback_url,
             **(new.extra or {}),
         }
         delivery = adopt_delivery if adopt_delivery is not None else new_delivery()

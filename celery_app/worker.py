@@ -6,6 +6,7 @@
   consumes anything; at once when the ``taskqueue_sync`` control command arrives; and at every
   heartbeat, for a command it missed.
 - :class:`~celery_app.maintenance.Maintenance` promotes delayed tasks and reaps lost ones.
+- :class:`~celery_app.webhooks.Deliverer` delivers completion webhooks (own threads).
 """
 
 from __future__ import annotations
@@ -115,6 +116,9 @@ def install(celery: Celery) -> None:
     """Add the worker bootsteps to ``celery`` and register its remote-control command."""
     from . import control  # noqa: F401  (registers taskqueue_sync)
     from .maintenance import Maintenance
+    from .webhooks import Deliverer
 
     celery.steps["consumer"].add(Presence)
     celery.steps["consumer"].add(Maintenance)
+    celery.steps["consumer"].add(Deliverer)
+

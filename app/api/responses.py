@@ -23,6 +23,15 @@ class ErrorSchema(Schema):
     message = fields.String(required=True, metadata={"description": "what was wrong"})
 
 
+class CallbackSchema(Schema):
+    """The completion webhook's delivery state."""
+
+    state = _enum(("pending", "delivered", "retrying", "failed"), required=True)
+    attempts = fields.Integer(required=True, metadata={"description": "requests made"})
+    last_status = fields.Integer(required=True, allow_none=True)
+    last_error = fields.String(required=True, allow_none=True)
+
+
 class EnvelopeSchema(Schema):
     """A task; fields with no value are omitted."""
 
@@ -53,6 +62,8 @@ class EnvelopeSchema(Schema):
     file_size = fields.Integer()
     content_type = fields.String()
     sha256 = fields.String()
+    callback_url = fields.String()
+    callback = fields.Nested(CallbackSchema)
 
 
 class QueueDepthsSchema(Schema):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from marshmallow import (
     RAISE,
@@ -92,6 +93,36 @@ def task_type(names: list[str] | None = None, **kwargs: Any) -> fields.String:
     return fields.String(validate=check, metadata={"enum": allowed}, **kwargs)
 
 
+#: Longest accepted ``callback_url``.
+MAX_CALLBACK_URL_LENGTH = 2048
+#: What the document promises is accepted (a subset of what :func:`_absolute_http_url` takes).
+CALLBACK_URL_PATTERN = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+
+
+def _absolute_http_url(value: str) -> None:
+    """An absolute ``http``/``https`` URL with a host (a name or an IP literal) and a valid
+    port, without whitespace or control characters."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError("must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError when out of range or not a number)
+    except ValueError as exc:
+        raise ValidationError(f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("must be an absolute http:// or https:// URL")
+
+
+def callback_url_field() -> fields.String:
+    """``callback_url``: an absolute http(s) URL of at most 2048 characters. Whether its host
+    may be reached is decided at delivery time, after DNS (``celery_app/webhook_http.py``)."""
+    return fields.String(
+        load_default=None,
+        validate=[validate.Length(max=MAX_CALLBACK_URL_LENGTH), _absolute_http_url],
+        metadata={"pattern": CALLBACK_URL_PATTERN, "maxLength": MAX_CALLBACK_URL_LENGTH,
+                  "description": "POSTed {event, task} when the task reaches a final state"})
+
+
 class SubmitSchema(Schema):
     """``POST /api/v1/tasks``."""
 
@@ -107,6 +138,7 @@ class SubmitSchema(Schema):
                             load_default=defaults.DEFAULT_TIMEOUT_SECONDS)
     metadata = fields.Dict(keys=fields.String(), load_default=dict)
     scheduled_at = UtcDateTime(load_default=None)
+    callback_url = callback_url_field()
 
     @validates_schema
     def payload_fits_handler(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -116,6 +148,22 @@ class SubmitSchema(Schema):
                 payload_validator(data["type"]).load(data.get("payload") or {})
             except ValidationError as exc:
                 raise ValidationError(exc.messages, "payload") from exc
+
+
+#: Longest long poll (seconds): ``GET /api/v1/tasks/{id}?wait=S`` with ``0 < S <= 60``.
+MAX_WAIT_SECONDS = 60
+
+
+class GetQuerySchema(Schema):
+    """``GET /api/v1/tasks/{id}`` query string."""
+
+    class Meta:
+        unknown = RAISE
+
+    wait = fields.Float(
+        validate=validate.Range(0, MAX_WAIT_SECONDS, min_inclusive=False),
+        metadata={"description": "long poll: answer once the task is final, or after this "
+                                 "many seconds (0 < wait <= 60) with its current envelope"})
 
 
 class DeleteQuerySchema(Schema):

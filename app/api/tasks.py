@@ -11,12 +11,13 @@ from celery_app.store import NewTask
 from celery_app.uploads import remove_task_files
 
 from ..protocol import idempotency_key
+from ..services import hub, services, store
 from ..services import listing as task_listing
-from ..services import services, store
 from .document import document, task_links
 from .responses import DeletedSchema, EnvelopeSchema, StatisticsSchema, TaskPageSchema
 from .schemas import (
     DeleteQuerySchema,
+    GetQuerySchema,
     ListQuerySchema,
     PatchSchema,
     SubmitSchema,
@@ -29,6 +30,7 @@ submit_schema = SubmitSchema()
 list_schema = ListQuerySchema()
 patch_schema = PatchSchema()
 delete_schema = DeleteQuerySchema()
+get_schema = GetQuerySchema()
 
 RETRYABLE_STATES = frozenset({model.FAILED, model.DEAD_LETTER, model.CANCELLED, model.COMPLETED})
 
@@ -50,9 +52,20 @@ def submit():
 
 
 @bp.get("/<task_id:task_id>")
-@document(summary="Get a task", tags=("tasks",), responses={200: EnvelopeSchema}, errors=(404,))
+@document(summary="Get a task", tags=("tasks",), query=GetQuerySchema,
+          responses={200: EnvelopeSchema}, errors=(404,),
+          description="With `wait=S` (0 < S <= 60) a long poll: answers as soon as the task "
+                      "is in a final state, or after S seconds with its current envelope.")
 def get(task_id: str):
-    """One envelope."""
+    """One envelope; ``?wait=S`` holds the answer until the task is final (at most S s)."""
+    wait = get_schema.load(request.args.to_dict()).get("wait")
+    if wait is None:
+        return store().get(task_id)
+    with hub().final_waiter(task_id) as woken:  # registered before the read: no lost wake-up
+        envelope = store().get(task_id)
+        if envelope["state"] in model.FINAL_STATES:
+            return envelope
+        woken.wait(wait)  # set by this process's event reader; no Redis traffic meanwhile
     return store().get(task_id)
 
 

@@ -19,7 +19,7 @@ from handlers.files import sniff
 from ..services import services, store
 from .document import document, task_links
 from .responses import EnvelopeSchema
-from .schemas import Priority, payload_validator, task_type
+from .schemas import Priority, callback_url_field, payload_validator, task_type
 
 bp = Blueprint("uploads", __name__, url_prefix="/api/v1/tasks")
 
@@ -49,6 +49,7 @@ class UploadFormSchema(Schema):
     timeout = fields.Integer(validate=validate.Range(1, defaults.MAX_TIMEOUT_SECONDS),
                              load_default=defaults.DEFAULT_TIMEOUT_SECONDS)
     metadata = fields.String(load_default="{}")
+    callback_url = callback_url_field()
 
     @validates_schema
     def metadata_is_an_object(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -99,6 +100,7 @@ def upload():
         type=form["type"], payload=payload, priority=form["priority"],
         max_retries=form["max_retries"], timeout=form["timeout"],
         metadata=strictjson.loads(form["metadata"]), task_id=task_id,
+        callback_url=form["callback_url"],
         extra={"file_name": display_name(received.filename), "file_size": stream.size,
                "content_type": sniff(stream.head),
                "sha256": stream.sha256},

@@ -41,7 +41,7 @@ local SORTS = {'created', 'updated', 'priority'}
 -- Fields every transition needs to read.
 local CORE = {'id', 'state', 'type', 'priority', 'created_ms', 'delivery', 'attempts',
               'max_retries', 'progress', 'started_ms', 'dlq_id', 'error', 'worker_id',
-              'duration_ms', 'timeout', 'next_retry_at', 'queued_ms'}
+              'duration_ms', 'timeout', 'next_retry_at', 'queued_ms', 'callback_url'}
 
 local function int(n) return string.format('%.0f', n) end
 local function task_key(id) return P .. 'task:' .. id end
@@ -95,14 +95,34 @@ local function index_move(id, h, old, new)
   end
 end
 
--- Append one event; data carries the task's scalar view plus `extra` fields.
+-- Queue the completion webhook of a task that just reached a final state (celery_app/webhooks.py
+-- delivers it): the job keeps a snapshot of the envelope, so every retry sends the same body.
+-- The delivery id is the final event's id plus the task id: unique, and stable across retries.
+local function queue_callback(id, h, event_id)
+  local delivery = event_id .. ':' .. id
+  local job = P .. 'webhook:' .. delivery
+  redis.call('HSET', task_key(id), 'cb_delivery', delivery, 'cb_state', 'pending',
+             'cb_attempts', '0')
+  redis.call('HDEL', task_key(id), 'cb_status', 'cb_error')
+  redis.call('HSET', job, 'task_id', id, 'event', 'task.' .. h.state, 'url', h.callback_url,
+             'attempts', '0', 'snapshot', cjson.encode(redis.call('HGETALL', task_key(id))))
+  redis.call('ZADD', P .. 'webhooks', int(NOW_MS), delivery)
+end
+
+-- Append one event; data carries the task's scalar view plus `extra` fields. The event that
+-- announces a final state also queues the task's webhook, in the same script: no final state
+-- without its delivery.
 local function emit(event_type, id, h, extra)
   local data = {task_id = id, type = h.type, priority = h.priority, state = h.state,
                 status = STATUS[h.state], progress = tonumber(h.progress or '0'),
                 attempts = tonumber(h.attempts or '0')}
   if extra then for k, v in pairs(extra) do data[k] = v end end
-  return redis.call('XADD', P .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-                    'type', event_type, 'data', cjson.encode(data))
+  local event_id = redis.call('XADD', P .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+                              'type', event_type, 'data', cjson.encode(data))
+  if h.callback_url and FINAL[h.state] and event_type == 'task.' .. h.state then
+    queue_callback(id, h, event_id)
+  end
+  return event_id
 end
 
 -- Change fields of the envelope (pairs name, value; value false deletes) and stamp updated_at.

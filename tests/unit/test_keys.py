@@ -42,6 +42,13 @@ def test_parameterised_keys_embed_their_argument():
     assert keys.lease("abc") == "tq:lease:abc"
 
 
+def test_webhook_and_audit_keys_have_fixed_names():
+    assert keys.webhooks() == "tq:webhooks"
+    assert keys.webhook("1764460000000-0:abc") == "tq:webhook:1764460000000-0:abc"
+    assert keys.audit() == "tq:audit"
+    assert keys.metrics("webhooks") == "tq:metrics:webhooks"
+
+
 def test_sorts_are_created_updated_priority():
     assert keys.SORTS == ("created", "updated", "priority")
 
@@ -75,6 +82,9 @@ ALL_KEYS = [
     keys.paused(),
     keys.paused_queues(),
     keys.lease("x"),
+    keys.webhooks(),
+    keys.webhook("1-0:x"),
+    keys.audit(),
 ]
 
 
