@@ -6,9 +6,10 @@ Run from the repository root::
 
 Method
 ------
-* One private ``redis-server`` and one gunicorn web process (``tests.harness.WebServer``:
-  gthread, 1 process, ``--threads`` threads — each parked long poll holds one thread), no Celery
-  worker: ``--waiters`` tasks are created ``scheduled`` far in the future, so nothing but the
+* One private ``redis-server`` and, fresh for every phase (so no phase inherits another's
+  connection pool), one gunicorn web process (``tests.harness.WebServer``: gthread, 1 process,
+  ``--threads`` threads — each parked long poll holds one thread), no Celery worker:
+  ``--waiters`` tasks are created ``scheduled`` far in the future, so nothing but the
   benchmark changes them.
 * **longpoll**: one client thread per task (its own keep-alive ``http.client`` connection) sends
   ``GET …?wait=60``. Once every request is out and 2 s have passed, the phase measures for
@@ -64,8 +65,9 @@ def connection(url: str) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
 
 
-def request(conn: http.client.HTTPConnection, method: str, path: str,
-            body: dict | None = None) -> tuple[int, dict]:
+def request(
+    conn: http.client.HTTPConnection, method: str, path: str, body: dict | None = None
+) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
     conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
     response = conn.getresponse()
@@ -76,8 +78,7 @@ def create_tasks(url: str, count: int) -> list[str]:
     conn = connection(url)
     ids = []
     for _ in range(count):
-        status, body = request(conn, "POST", "/api/v1/tasks",
-                               {"type": "echo", "scheduled_at": FAR})
+        status, body = request(conn, "POST", "/api/v1/tasks", {"type": "echo", "scheduled_at": FAR})
         assert status == 201, body
         ids.append(body["id"])
     conn.close()
@@ -93,8 +94,18 @@ def commands(client: redis.Redis) -> int:
     return sum(int(v["calls"]) for v in client.info("commandstats").values())
 
 
-def phase(kind: str, web: WebServer, client: redis.Redis, waiters: int, hold: float,
-          interval: float) -> dict:
+def phase(kind: str, server: RedisServer, client: redis.Redis, args: argparse.Namespace) -> dict:
+    web = WebServer(server.url(), workers=1, threads=args.threads).start()
+    try:
+        return measure(kind, web, client, args.waiters, args.hold, args.interval)
+    finally:
+        web.stop()
+        client.flushdb()
+
+
+def measure(
+    kind: str, web: WebServer, client: redis.Redis, waiters: int, hold: float, interval: float
+) -> dict:
     ids = create_tasks(web.url, waiters)
     answered: dict[str, float] = {}
     requests_sent = [0]
@@ -145,7 +156,6 @@ def phase(kind: str, web: WebServer, client: redis.Redis, waiters: int, hold: fl
     for thread in threads:
         thread.join(60)
     latencies = sorted((answered[t] - finished[t]) * 1000 for t in ids if t in answered)
-    client.flushdb()
     return {
         "kind": kind,
         "cpu_percent": 100 * cpu / elapsed,
@@ -168,29 +178,34 @@ def main() -> None:
     args = parser.parse_args()
 
     server = RedisServer().start()
-    web = WebServer(server.url(), workers=1, threads=args.threads)
     try:
-        web.start()
-        client = redis.Redis.from_url(server.url(), decode_responses=True,
-                                      client_name="bench")
+        client = redis.Redis.from_url(server.url(), decode_responses=True, client_name="bench")
         results: dict[str, list[dict]] = {"longpoll": [], "shortpoll": []}
         for n in range(args.rounds):
             for kind in ("longpoll", "shortpoll"):
-                result = phase(kind, web, client, args.waiters, args.hold, args.interval)
+                result = phase(kind, server, client, args)
                 print(f"round {n + 1} {json.dumps(result)}", flush=True)
                 results[kind].append(result)
-        print(f"\n{args.waiters} waiters, 1 gunicorn gthread process x {args.threads} threads, "
-              f"{args.hold:g} s held, short-poll interval {args.interval:g} s, medians of "
-              f"{args.rounds} rounds\n")
-        columns = ("cpu_percent", "redis_connections_max", "redis_commands_per_s",
-                   "requests_per_s", "wake_p50_ms", "wake_p99_ms", "answered")
+        print(
+            f"\n{args.waiters} waiters, 1 gunicorn gthread process x {args.threads} threads, "
+            f"{args.hold:g} s held, short-poll interval {args.interval:g} s, medians of "
+            f"{args.rounds} rounds\n"
+        )
+        columns = (
+            "cpu_percent",
+            "redis_connections_max",
+            "redis_commands_per_s",
+            "requests_per_s",
+            "wake_p50_ms",
+            "wake_p99_ms",
+            "answered",
+        )
         print("| mode | " + " | ".join(columns) + " |")
         print("|---|" + "---:|" * len(columns))
         for kind, rows in results.items():
             cells = [f"{statistics.median(r[c] for r in rows):.1f}" for c in columns]
             print(f"| {kind} | " + " | ".join(cells) + " |")
     finally:
-        web.stop()
         server.stop()
 
 
