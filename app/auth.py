@@ -32,10 +32,11 @@ from .errors import error_response
 logger = logging.getLogger(__name__)
 
 ROLES = ("admin", "user")
+ANONYMOUS = "anonymous"
 PUBLIC_ENDPOINTS = frozenset({"admin.health", "prometheus_metrics"})
 #: The console's pages and assets carry no data; what they load goes through this gate.
 PUBLIC_BLUEPRINTS = frozenset({"ui"})
-ADMIN_BLUEPRINTS = frozenset({"admin", "dlq"})
+ADMIN_BLUEPRINTS = frozenset({"admin", "dlq", "audit"})
 MIN_SECRET_BYTES = 32
 
 
@@ -77,6 +78,18 @@ def role_for_key(keys: Mapping[bytes, str], presented: str) -> str | None:
         if hmac.compare_digest(digest, known):
             found = role
     return found
+
+
+def key_actor(key: str) -> str:
+    """How the audit log names an API key's holder: ``key:<first 8 hex of its SHA-256>``
+    (enough to tell keys apart, useless to recover one)."""
+    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def actor() -> str:
+    """Who makes the current request, for the audit log: the JWT's ``sub``, an API key's
+    :func:`key_actor`, or ``anonymous`` (auth off)."""
+    return g.get("actor", ANONYMOUS)
 
 
 def _unauthorized(reason: str):
@@ -132,9 +145,11 @@ def init_app(app: Flask, settings: Settings) -> None:
             role = role_for_key(keys, key)
             if role is None:
                 return _unauthorized("unknown API key")
+            g.actor = key_actor(key)
         elif settings.jwt_secret_key and (request.headers.get("Authorization") or
                                           (websocket and request.args.get("token"))):
             role = _role_from_jwt(websocket)
+            g.actor = str(get_jwt().get("sub") or "jwt")
         else:
             return _unauthorized("no credentials")
         admin_only = request.path.startswith("/admin") or request.blueprint in ADMIN_BLUEPRINTS

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from celery_app import TaskqueueCelery
+from celery_app.audit import AuditLog
 from celery_app.dlq import DeadLetters
 from celery_app.listing import Listing
 from celery_app.runtime import Runtime
@@ -51,6 +52,11 @@ def dead_letters() -> DeadLetters:
 def listing() -> Listing:
     """Pages, statistics and queue depths."""
     return runtime().listing
+
+
+def audit_log() -> AuditLog:
+    """The audit log (read side; entries are written with each change)."""
+    return runtime().audit_log
 
 
 def workers() -> Workers:

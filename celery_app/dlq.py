@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from . import keys, model
+from .audit import Audit, argv
 from .errors import TaskNotFound
 from .store import Store
 
@@ -56,13 +57,14 @@ class DeadLetters:
         ]
         return page, size
 
-    def retry(self, task_id: str) -> dict[str, Any]:
+    def retry(self, task_id: str, audit: Audit | None = None) -> dict[str, Any]:
         """Queue a dead-lettered task again (attempts, progress and error reset); raises
         :class:`TaskNotFound` when the task is not in the DLQ."""
         fields = self.redis.hmget(keys.task(task_id), "state", "dlq_id")
         if fields[0] != model.DEAD_LETTER or not fields[1]:
             raise TaskNotFound("task not in the dead-letter queue")
-        return self.store.requeue(task_id, frozenset({model.DEAD_LETTER}), reset=True)
+        return self.store.requeue(task_id, frozenset({model.DEAD_LETTER}), reset=True,
+                                  audit=audit)
 
     def task_ids(self, batch: int = 500) -> list[str]:
         """Every task id in the DLQ, oldest first."""
@@ -75,11 +77,14 @@ class DeadLetters:
                 return ids
             start = f"({entries[-1][0]}"
 
-    def clear(self) -> int:
-        """Empty the DLQ; the envelopes stay, in state ``dead_letter``. Returns entries removed."""
+    def clear(self, audit: Audit | None = None) -> int:
+        """Empty the DLQ; the envelopes stay, in state ``dead_letter``. Returns entries removed.
+
+        Each batch is its own transaction, so each batch that removed entries writes its own
+        ``audit`` entry (``detail.cleared``: how many); an empty DLQ writes none."""
         cleared = 0
         while True:
-            removed = self.store.scripts.run("dlq_clear", [keys.dlq()], CLEAR_BATCH)
+            removed = self.store.scripts.run("dlq_clear", [keys.dlq()], CLEAR_BATCH, argv(audit))
             cleared += removed
             if removed < CLEAR_BATCH:
                 return cleared

@@ -15,6 +15,7 @@ from typing import Any
 from celery import Celery
 
 from . import model
+from .audit import Audit
 from .control import sync_workers
 from .errors import TaskqueueError
 from .listing import Listing
@@ -62,13 +63,15 @@ class Pausing:
             pending -= {host for host, reply in replies.items() if done(host, reply)}
         return set(hosts) - pending
 
-    def worker(self, hostname: str, paused: bool) -> tuple[dict[str, Any], bool]:
+    def worker(
+        self, hostname: str, paused: bool, audit: Audit | None = None
+    ) -> tuple[dict[str, Any], bool]:
         """Pause (or resume) one worker: its record, and whether it confirmed.
 
         Confirmed pause: the worker reads from no queue. Confirmed resume: it is no longer
         paused (it may still read from no queue, when all of its queues are paused).
         """
-        self.workers.set_paused(hostname, paused)
+        self.workers.set_paused(hostname, paused, audit)
 
         def done(_: str, reply: dict) -> bool:
             if paused:
@@ -83,12 +86,14 @@ class Pausing:
             worker["state"] = "idle"  # confirmed, but its record is not rewritten yet
         return worker, confirmed
 
-    def queue(self, name: str, paused: bool) -> tuple[dict[str, Any], bool]:
+    def queue(
+        self, name: str, paused: bool, audit: Audit | None = None
+    ) -> tuple[dict[str, Any], bool]:
         """Pause (or resume) one queue on every worker that consumes it; ``pending_workers``
         lists those that did not confirm within the timeout."""
         if name not in model.QUEUES:
             raise QueueNotFound()
-        self.workers.set_queue_paused(name, paused)
+        self.workers.set_queue_paused(name, paused, audit)
         concerned = [w["id"] for w in self.workers.all() if name in w["queues"]]
 
         def done(_: str, reply: dict) -> bool:

@@ -17,6 +17,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from . import keys
+from .audit import AuditLog
 from .dlq import DeadLetters
 from .listing import Listing
 from .messages import MessageBuilder
@@ -100,6 +101,11 @@ class Runtime:
         self._ensure()
         assert self._nouns is not None
         return self._nouns[1]
+
+    @property
+    def audit_log(self) -> AuditLog:
+        """The audit log (entries are written by the changes themselves)."""
+        return AuditLog(self.redis)
 
     @property
     def workers(self) -> Workers:

@@ -24,6 +24,7 @@ from typing import Any
 import redis
 
 from . import defaults, keys, model, strictjson
+from .audit import Audit, argv
 from .errors import IdempotencyMismatch, InvalidState, TaskNotFound
 from .messages import MessageBuilder, new_delivery
 from .scripts import Scripts
@@ -262,14 +263,17 @@ class Store:
         base = self.settings.retry_backoff_seconds * 2 ** (failures - 1)
         return min(self.settings.retry_backoff_max_seconds, base * random.uniform(0.9, 1.1))
 
-    def cancel(self, task_id: str) -> dict[str, Any]:
-        """pending/scheduled/retrying → cancelled; the handler never runs afterwards."""
-        answer = self._run("cancel", task_id)
+    def cancel(self, task_id: str, audit: Audit | None = None) -> dict[str, Any]:
+        """pending/scheduled/retrying → cancelled; the handler never runs afterwards.
+
+        ``audit`` (here and in every mutation below) is written in the same script, only when
+        the change is made (:mod:`celery_app.audit`)."""
+        answer = self._run("cancel", task_id, argv(audit))
         return _envelope_or_raise(answer, "task cannot be cancelled in current state")
 
-    def purge(self, task_id: str) -> dict[str, Any]:
+    def purge(self, task_id: str, audit: Audit | None = None) -> dict[str, Any]:
         """Delete a final-state task and everything that refers to it; returns what it was."""
-        answer = self._run("purge", task_id)
+        answer = self._run("purge", task_id, argv(audit))
         return _envelope_or_raise(answer, "task cannot be deleted in current state")
 
     def patch(
@@ -281,12 +285,13 @@ class Store:
         error_message: str | None = None,
         result: Any = None,
         has_result: bool = False,
+        audit: Audit | None = None,
     ) -> dict[str, Any]:
         """An external processor's report: ``processing``/``completed``/``failed``, progress,
         error, result. Final tasks refuse it (409)."""
         answer = self._run(
             "patch", task_id, status or "", "" if progress is None else progress,
-            error_message or "", model.dumps(result) if has_result else "",
+            error_message or "", model.dumps(result) if has_result else "", argv(audit),
         )
         return _envelope_or_raise(answer, "task cannot be updated in current state")
 
@@ -295,13 +300,14 @@ class Store:
         cutoff = self.now_ms() - int(retention_seconds * 1000)
         return self.redis.zrangebyscore(keys.final(), "-inf", cutoff, start=0, num=limit)
 
-    def requeue(self, task_id: str, allowed: frozenset[str], *, reset: bool) -> dict[str, Any]:
+    def requeue(self, task_id: str, allowed: frozenset[str], *, reset: bool,
+                audit: Audit | None = None) -> dict[str, Any]:
         """Queue a task again under its id from one of ``allowed`` states."""
         envelope = self.get(task_id)
         delivery = new_delivery()
         answer = self._run(
             "requeue", task_id, " ".join(sorted(allowed)), delivery,
-            self._message(envelope, delivery), "1" if reset else "0",
+            self._message(envelope, delivery), "1" if reset else "0", argv(audit),
         )
         if answer[0] == "busy":
             raise InvalidState("task is still being executed; retry once that execution ends",

@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from . import keys, model
+from .audit import Audit, argv
 from .errors import TaskqueueError
 from .scripts import Scripts
 
@@ -75,20 +76,25 @@ class Workers:
             raise WorkerNotFound()
         return _public(record, bool(paused))
 
-    def set_paused(self, hostname: str, paused: bool) -> None:
+    def set_paused(self, hostname: str, paused: bool, audit: Audit | None = None) -> None:
         """Persist a worker's pause flag (:class:`WorkerNotFound` for an unknown worker); the
-        worker applies it (:mod:`celery_app.control`) and keeps it across its restarts."""
+        worker applies it (:mod:`celery_app.control`) and keeps it across its restarts. With
+        ``audit``, its entry is written in the same ``MULTI``."""
         self.get(hostname)
+        pipe = self.redis.pipeline(transaction=True)
         if paused:
-            self.redis.hset(keys.paused(), hostname, model.iso(model.now()))
+            pipe.hset(keys.paused(), hostname, model.iso(model.now()))
         else:
-            self.redis.hdel(keys.paused(), hostname)
+            pipe.hdel(keys.paused(), hostname)
+        if audit is not None:
+            audit.add(pipe, self.scripts)
+        pipe.execute()
 
-    def set_queue_paused(self, queue: str, paused: bool) -> bool:
-        """Persist a queue's pause flag, emitting ``queue.paused``/``queue.resumed`` when it
-        changed (one script call); true if it changed."""
+    def set_queue_paused(self, queue: str, paused: bool, audit: Audit | None = None) -> bool:
+        """Persist a queue's pause flag, emitting ``queue.paused``/``queue.resumed`` (and writing
+        ``audit``) when it changed (one script call); true if it changed."""
         return bool(self.scripts.run("queue_pause", [keys.paused_queues()], queue,
-                                     "1" if paused else "0"))
+                                     "1" if paused else "0", argv(audit)))
 
     def paused_queues(self) -> set[str]:
         """Names of the paused queues."""

@@ -8,6 +8,7 @@ blueprint         prefix                 module
 ``admin``         ``/admin``             :mod:`app.api.admin` (health, workers, queues)
 ``dlq``           ``/admin/dlq``         :mod:`app.api.dlq` (the dead-letter queue)
 ``whoami``        ``/api/v1``            :mod:`app.api.whoami` (``GET /whoami``: the role)
+``audit``         ``/admin/audit``       :mod:`app.api.audit` (the audit log)
 ================  =====================  ==================================================
 
 Views declare their operation with :func:`app.api.document.document`; request schemas are in
@@ -18,10 +19,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import admin, dlq, tasks, uploads, whoami
+from . import admin, audit, dlq, tasks, uploads, whoami
 
 
 def init_app(app: Flask) -> None:
     """Register every resource's blueprint on ``app``."""
-    for module in (tasks, uploads, admin, dlq, whoami):
+    for module in (tasks, uploads, admin, dlq, whoami, audit):
         app.register_blueprint(module.bp)

@@ -10,6 +10,7 @@ from celery_app.pausing import Pausing
 
 from ..errors import redis_condition
 from ..services import listing, runtime, services, workers
+from .audit import entry
 from .document import document
 from .responses import (
     HealthSchema,
@@ -65,7 +66,7 @@ _CONFIRM = ("200 once the worker confirmed (from then on no new execution starts
           description=_CONFIRM.format("pausing"))
 def pause(worker_id: str):
     """Stop the worker taking tasks; running ones finish."""
-    worker, confirmed = pausing().worker(worker_id, True)
+    worker, confirmed = pausing().worker(worker_id, True, entry("worker.pause", worker_id))
     return worker, 200 if confirmed else 202
 
 
@@ -75,7 +76,7 @@ def pause(worker_id: str):
           description=_CONFIRM.format("resuming"))
 def resume(worker_id: str):
     """Let the worker take tasks again, critical first."""
-    worker, confirmed = pausing().worker(worker_id, False)
+    worker, confirmed = pausing().worker(worker_id, False, entry("worker.resume", worker_id))
     return worker, 200 if confirmed else 202
 
 
@@ -104,7 +105,7 @@ _QUEUE_CONFIRM = ("200 once every live worker consuming the queue applied it; 20
           description=_QUEUE_CONFIRM)
 def pause_queue(name: str):
     """No task of this queue starts on any worker; other queues keep flowing."""
-    body, confirmed = pausing().queue(name, True)
+    body, confirmed = pausing().queue(name, True, entry("queue.pause", name))
     return body, 200 if confirmed else 202
 
 
@@ -114,5 +115,5 @@ def pause_queue(name: str):
           description=_QUEUE_CONFIRM)
 def resume_queue(name: str):
     """The queue's tasks start again, in strict priority order with the other queues."""
-    body, confirmed = pausing().queue(name, False)
+    body, confirmed = pausing().queue(name, False, entry("queue.resume", name))
     return body, 200 if confirmed else 202

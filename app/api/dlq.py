@@ -11,6 +11,7 @@ from celery_app.errors import InvalidState, TaskNotFound
 from celery_app.events import is_event_id
 
 from ..services import dead_letters
+from .audit import entry
 from .document import document
 from .responses import ClearedSchema, DeadLettersSchema, RequeuedSchema
 from .schemas import parse_json_object
@@ -83,12 +84,12 @@ def retry():
     """Queue one dead-lettered task, or all of them, again."""
     body = load_retry_body(parse_json_object(request.get_data(cache=False)))
     if body.get("task_id"):
-        dead_letters().retry(body["task_id"])
+        dead_letters().retry(body["task_id"], entry("dlq.retry", body["task_id"], all=False))
         return {"message": "task re-queued", "task_id": body["task_id"]}
     retried = 0
-    for task_id in dead_letters().task_ids():
+    for task_id in dead_letters().task_ids():  # one transaction, and one entry, per task
         try:
-            dead_letters().retry(task_id)
+            dead_letters().retry(task_id, entry("dlq.retry", task_id, all=True))
         except (TaskNotFound, InvalidState):  # retried or purged meanwhile
             continue
         retried += 1
@@ -100,4 +101,5 @@ def retry():
           responses={200: ClearedSchema})
 def clear():
     """Empty the DLQ; the envelopes stay, in state ``dead_letter``."""
-    return {"message": "DLQ cleared", "cleared_count": dead_letters().clear()}
+    cleared = dead_letters().clear(entry("dlq.clear", "dlq"))
+    return {"message": "DLQ cleared", "cleared_count": cleared}

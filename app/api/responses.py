@@ -183,6 +183,21 @@ class RequeuedSchema(Schema):
     retried_count = fields.Integer(metadata={"description": "with retry_all"})
 
 
+class AuditEntrySchema(Schema):
+    id = fields.String(required=True, metadata={"description": "stream entry id"})
+    at = fields.String(required=True, metadata=TIMESTAMP)
+    actor = fields.String(required=True, metadata={
+        "description": "JWT sub, key:<8 hex of the API key's SHA-256>, or anonymous"})
+    action = fields.String(required=True, metadata={"description": "e.g. task.cancel"})
+    target = fields.String(required=True, metadata={"description": "task id, worker, queue…"})
+    detail = fields.Dict(required=True)
+
+
+class AuditLogSchema(Schema):
+    entries = fields.List(fields.Nested(AuditEntrySchema), required=True)
+    size = fields.Integer(required=True)
+
+
 class ClearedSchema(Schema):
     message = fields.String(required=True)
     cleared_count = fields.Integer(required=True)

@@ -118,6 +118,7 @@ def callback_url_field() -> fields.String:
     may be reached is decided at delivery time, after DNS (``celery_app/webhook_http.py``)."""
     return fields.String(
         load_default=None,
+        allow_none=False,  # absent means no webhook; null is not a URL
         validate=[validate.Length(max=MAX_CALLBACK_URL_LENGTH), _absolute_http_url],
         metadata={"pattern": CALLBACK_URL_PATTERN, "maxLength": MAX_CALLBACK_URL_LENGTH,
                   "description": "POSTed {event, task} when the task reaches a final state"})

@@ -13,6 +13,7 @@ from celery_app.uploads import remove_task_files
 from ..protocol import idempotency_key
 from ..services import hub, services, store
 from ..services import listing as task_listing
+from .audit import entry
 from .document import document, task_links
 from .responses import DeletedSchema, EnvelopeSchema, StatisticsSchema, TaskPageSchema
 from .schemas import (
@@ -79,10 +80,10 @@ def get(task_id: str):
 def cancel(task_id: str):
     """Cancel a task that has not started; ``?purge=true`` deletes a finished one."""
     if delete_schema.load(request.args.to_dict())["purge"]:
-        store().purge(task_id)
+        store().purge(task_id, entry("task.purge", task_id))
         remove_task_files(services().settings.upload_dir, task_id)
         return {"message": "Task deleted successfully", "task_id": task_id}
-    return store().cancel(task_id)
+    return store().cancel(task_id, entry("task.cancel", task_id))
 
 
 @bp.patch("/<task_id:task_id>")
@@ -91,9 +92,11 @@ def cancel(task_id: str):
 def patch(task_id: str):
     """An external processor reports status, progress, error or result."""
     body = patch_schema.load(parse_json_object(request.get_data(cache=False)))
+    said = {k: body[k] for k in ("status", "progress", "error_message") if k in body}
+    audit = entry("task.patch", task_id, **said, result="result" in body)
     return store().patch(task_id, status=body.get("status"), progress=body.get("progress"),
                          error_message=body.get("error_message"), result=body.get("result"),
-                         has_result="result" in body)
+                         has_result="result" in body, audit=audit)
 
 
 @bp.get("/statistics")
@@ -108,7 +111,8 @@ def statistics():
           responses={200: EnvelopeSchema}, errors=(404, 409))
 def retry(task_id: str):
     """Queue a finished task again under its id, with attempts, progress and error reset."""
-    return store().requeue(task_id, RETRYABLE_STATES, reset=True)
+    return store().requeue(task_id, RETRYABLE_STATES, reset=True,
+                           audit=entry("task.retry", task_id))
 
 
 @bp.get("")

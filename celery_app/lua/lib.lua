@@ -212,3 +212,21 @@ local function observe_execution(h, ending, elapsed_ms)
   redis.call('HINCRBY', P .. 'metrics:executions', h.type .. '\t' .. ending .. '\t' .. bucket, 1)
   redis.call('HINCRBYFLOAT', P .. 'metrics:duration', h.type .. '\tsum', seconds)
 end
+
+-- The audit entry of the change a script makes (celery_app/audit.py): `raw` is '' (not audited)
+-- or a JSON array [actor, action, target, detail JSON, maxlen]; `extra` adds what only the
+-- script knows to the detail. Call it on the path that makes the change, and only there: first,
+-- right after the checks, so a refused XADD aborts the script before anything changed (and once
+-- a script has written, Redis lets its later writes through even at maxmemory).
+local function audit(raw, extra)
+  if raw == nil or raw == '' then return end
+  local a = cjson.decode(raw)
+  local detail = a[4]
+  if extra then
+    local merged = cjson.decode(detail)
+    for k, v in pairs(extra) do merged[k] = v end
+    detail = cjson.encode(merged)
+  end
+  redis.call('XADD', P .. 'audit', 'MAXLEN', '~', a[5], '*', 'at', NOW_ISO, 'actor', a[1],
+             'action', a[2], 'target', a[3], 'detail', detail)
+end

@@ -2,7 +2,8 @@
 -- authoritative: processing -> running, completed, failed; afterwards no worker runs the task
 -- (it leaves the delayed set, and its queued message is skipped at claim: it is not pending).
 -- ARGV[5] id, [6] status ('' | processing | completed | failed), [7] progress ('' for none),
--- [8] error message ('' for none), [9] result JSON ('' for none).
+-- [8] error message ('' for none), [9] result JSON ('' for none), [10] audit entry (lib.lua
+-- audit).
 -- Returns {'ok', envelope}, {'conflict', state} or {'missing'}.
 local id, status, progress, message, result = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local h = load(id)
@@ -15,6 +16,7 @@ if message ~= '' then table.insert(changes, 'error'); table.insert(changes, mess
 if result ~= '' then table.insert(changes, 'result'); table.insert(changes, result) end
 
 local new = ({processing = 'running', completed = 'completed', failed = 'failed'})[status] or old
+audit(ARGV[10], {from = old, to = new})
 if new ~= old then
   unpark(id)
   for _, c in ipairs({'state', new, 'next_retry_at', false}) do table.insert(changes, c) end

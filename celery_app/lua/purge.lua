@@ -1,9 +1,11 @@
 -- Delete a final-state task: envelope, index entries and DLQ entry.
--- ARGV[5] id. Returns {'ok', envelope} (as it was), {'conflict', state} or {'missing'}.
+-- ARGV[5] id, [6] audit entry (lib.lua audit). Returns {'ok', envelope} (as it was),
+-- {'conflict', state} or {'missing'}.
 local id = ARGV[5]
 local h = load(id)
 if not h then return {'missing'} end
 if not FINAL[h.state] then return {'conflict', h.state} end
+audit(ARGV[6], {state = h.state})
 local before = envelope(id)
 index_remove(id, h)
 unpark(id)

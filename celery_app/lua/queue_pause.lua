@@ -1,8 +1,11 @@
 -- Pause or resume one queue, cluster-wide and persisted (workers apply it: celery_app/control.py;
 -- the claim script refuses its tasks while paused). Emits queue.paused / queue.resumed once,
--- when the flag changed. ARGV[5] queue name, [6] '1' pause | '0' resume. Returns 1 if changed.
+-- when the flag changed. ARGV[5] queue name, [6] '1' pause | '0' resume, [7] audit entry
+-- (lib.lua audit), written when the flag changed. Returns 1 if changed.
 local queue, pause = ARGV[5], ARGV[6] == '1'
 local flags = P .. 'queues:paused'
+local will_change = (redis.call('HEXISTS', flags, queue) == 1) ~= pause
+if will_change then audit(ARGV[7]) end  -- first: an entry refused leaves the flag as it was
 local changed
 if pause then changed = redis.call('HSETNX', flags, queue, NOW_ISO)
 else changed = redis.call('HDEL', flags, queue) end

@@ -1,7 +1,8 @@
 -- Queue an existing task again under the same id with a new delivery (retry endpoint, DLQ retry).
 -- ARGV[5] id, [6] allowed states (space separated), [7] delivery, [8] message, [9] reset ('1':
--- attempts, progress, error and results cleared). Returns {'ok', envelope}, {'conflict', state},
--- {'busy', state} (an execution still holds its lease) or {'missing'}.
+-- attempts, progress, error and results cleared), [10] audit entry (lib.lua audit). Returns
+-- {'ok', envelope}, {'conflict', state}, {'busy', state} (an execution still holds its lease) or
+-- {'missing'}.
 local id, allowed, delivery, message, reset = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local h = load(id)
 if not h then return {'missing'} end
@@ -12,6 +13,7 @@ end
 -- One execution at a time: a task whose execution still runs (a PATCH made it final under a
 -- running handler) is not queued again until that execution ends or its lease expires.
 if redis.call('EXISTS', P .. 'lease:' .. id) == 1 then return {'busy', old} end
+audit(ARGV[10], {from = old})
 local changes = {'state', 'pending', 'delivery', delivery, 'next_retry_at', false,
                  'queued_ms', int(NOW_MS)}
 if reset == '1' then
