@@ -11,11 +11,12 @@ written with its change, in one of two ways:
   accepted one never lacks its entry. ``extra`` adds what only the script knows (the state the
   task left, how many DLQ entries went).
 - **Beside plain commands** (the change is a few writes): queue them and :meth:`Audit.add` on
-  one ``MULTI`` pipeline (``client.pipeline(transaction=True)``), e.g.::
+  one ``MULTI`` pipeline (``client.pipeline(transaction=True)``); the entry is appended by the
+  ``audit`` script inside the same ``EXEC`` (stamped on Redis's clock, like every script)::
 
       pipe = client.pipeline(transaction=True)
       pipe.hset(keys.paused(), hostname, when)
-      audit.add(pipe)
+      audit.add(pipe, scripts)
       pipe.execute()
 
 Actors (who): the JWT's ``sub``, ``key:<first 8 hex of the API key's SHA-256>``, or
@@ -35,6 +36,7 @@ from typing import Any
 import redis
 
 from . import keys, model
+from .scripts import Scripts
 
 DEFAULT_AUDIT_MAXLEN = 100_000
 
@@ -56,19 +58,9 @@ class Audit:
             [self.actor, self.action, self.target, model.dumps(self.detail), str(self.maxlen)]
         )
 
-    def fields(self) -> dict[str, str]:
-        """The stream entry's fields, stamped now."""
-        return {
-            "at": model.iso(model.now()),
-            "actor": self.actor,
-            "action": self.action,
-            "target": self.target,
-            "detail": model.dumps(self.detail),
-        }
-
-    def add(self, pipe: Any) -> None:
+    def add(self, pipe: Any, scripts: Scripts) -> None:
         """Queue the entry on ``pipe`` (a ``MULTI`` pipeline holding the change itself)."""
-        pipe.xadd(keys.audit(), self.fields(), maxlen=self.maxlen, approximate=True)
+        scripts.run("audit", [], self.argv(), client=pipe)
 
 
 def argv(audit: Audit | None) -> str:

@@ -49,6 +49,7 @@ NAMES = (
     "queue_pause",
     "webhook_claim",
     "webhook_record",
+    "audit",
 )
 
 
