@@ -117,7 +117,6 @@ def callback_url_field() -> fields.String:
     """``callback_url``: an absolute http(s) URL of at most 2048 characters. Whether its host
     may be reached is decided at delivery time, after DNS (``celery_app/webhook_http.py``)."""
     return fields.String(
-        load_default=None,
         allow_none=False,  # absent means no webhook; null is not a URL
         validate=[validate.Length(max=MAX_CALLBACK_URL_LENGTH), _absolute_http_url],
         metadata={"pattern": CALLBACK_URL_PATTERN, "maxLength": MAX_CALLBACK_URL_LENGTH,

@@ -100,7 +100,7 @@ def upload():
         type=form["type"], payload=payload, priority=form["priority"],
         max_retries=form["max_retries"], timeout=form["timeout"],
         metadata=strictjson.loads(form["metadata"]), task_id=task_id,
-        callback_url=form["callback_url"],
+        callback_url=form.get("callback_url"),
         extra={"file_name": display_name(received.filename), "file_size": stream.size,
                "content_type": sniff(stream.head),
                "sha256": stream.sha256},
