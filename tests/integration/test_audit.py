@@ -97,11 +97,13 @@ def test_admin_mutations_are_audited(env):
     dead = [env.submit(type="fail", max_retries=0) for _ in range(3)]
     for task in dead:
         env.wait_state(task["id"], "dead_letter")
-    assert env.client.post(f"/admin/workers/{worker.hostname}/pause").status_code in (200, 202)
-    assert env.client.post(f"/admin/workers/{worker.hostname}/resume").status_code in (200, 202)
+    for path in (f"/admin/workers/{worker.hostname}/pause",
+                 f"/admin/workers/{worker.hostname}/resume",
+                 "/admin/queues/low/pause", "/admin/queues/low/pause",  # the second: no change
+                 "/admin/queues/low/resume"):
+        assert env.client.post(path).status_code in (200, 202), path
     assert env.client.post("/admin/dlq/retry", json={"task_id": dead[0]["id"]}).status_code == 200
-    for task in dead[:1]:
-        env.wait_state(task["id"], "dead_letter")
+    env.wait_state(dead[0]["id"], "dead_letter")
     retried = env.client.post("/admin/dlq/retry", json={"retry_all": True}).get_json()
     assert retried["retried_count"] == 3
     for task in dead:
@@ -109,17 +111,14 @@ def test_admin_mutations_are_audited(env):
     assert env.client.delete("/admin/dlq").get_json()["cleared_count"] == 3
 
     entries = audit(env)
-    assert [(e["action"], e["target"]) for e in entries[:3]] == [
-        ("worker.pause", worker.hostname),
-        ("worker.resume", worker.hostname),
-        ("dlq.retry", dead[0]["id"]),
-    ]
-    assert entries[2]["detail"] == {"all": False, "from": "dead_letter"}
-    assert sorted(e["target"] for e in entries[3:6]) == sorted(t["id"] for t in dead)
-    assert all(e["action"] == "dlq.retry" and e["detail"]["all"] for e in entries[3:6])
-    assert entries[6:] == [
-        {**entries[6], "action": "dlq.clear", "target": "dlq", "detail": {"cleared": 3}}
-    ]
+    assert [(e["action"], e["target"]) for e in entries[:5]] == [
+        ("worker.pause", worker.hostname), ("worker.resume", worker.hostname),
+        ("queue.pause", "low"), ("queue.resume", "low"), ("dlq.retry", dead[0]["id"])]
+    assert entries[4]["detail"] == {"all": False, "from": "dead_letter"}
+    assert sorted(e["target"] for e in entries[5:8]) == sorted(t["id"] for t in dead)
+    assert all(e["action"] == "dlq.retry" and e["detail"]["all"] for e in entries[5:8])
+    assert entries[8:] == [{**entries[8], "action": "dlq.clear", "target": "dlq",
+                            "detail": {"cleared": 3}}]
 
 
 def test_entries_page_with_count_and_after_newest_last(env):
