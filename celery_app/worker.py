@@ -121,4 +121,3 @@ def install(celery: Celery) -> None:
     celery.steps["consumer"].add(Presence)
     celery.steps["consumer"].add(Maintenance)
     celery.steps["consumer"].add(Deliverer)
-
