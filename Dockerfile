@@ -4,6 +4,7 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY celery_app ./celery_app
 COPY handlers ./handlers
+COPY taskqueue_cli ./taskqueue_cli
 RUN pip install --no-cache-dir .
 COPY Procfile ./
 ENV PORT=8080
