@@ -28,7 +28,7 @@ def sleep(
     steps: Annotated[int, Range(1, 100)] = 10,
     stubborn: bool = False,
 ) -> dict[str, float]:
-    """Sleep for ``seconds`` in ``steps`` slices, reporting progress after each one.
+    """Sleep for ``seconds`` in ``steps`` slices, reporting progress (``step i of n``) after each.
 
     The limits in the signature are checked before the task is queued (HTTP submit, direct
     Celery publish). ``stubborn`` ignores exceptions raised into it (such as a soft time
@@ -46,7 +46,7 @@ def sleep(
             except Exception:
                 if not stubborn:
                     raise
-        report(100 * step / steps)
+        report(100 * step / steps, message=f"step {step} of {steps}")
     return {"slept": round(time.monotonic() - started, 3)}
 
 

@@ -19,8 +19,6 @@ from typing import IO, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
-from websockets import exceptions as ws_errors
-from websockets.sync.client import ClientConnection, connect
 
 #: Seconds to wait for a TCP connection, and for each read or write once connected.
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -36,6 +34,10 @@ class ApiError(Exception):
     def __init__(self, status: int, error: str, message: str) -> None:
         super().__init__(message)
         self.status, self.error, self.message = status, error, message
+
+
+class Dropped(OSError):
+    """An open WebSocket connection ended (closed by the server, or the network)."""
 
 
 class Unreachable(Exception):
@@ -152,17 +154,24 @@ class Client:
         query = urlencode({k: v for k, v in params.items() if v})
         return urlunsplit((scheme, parts.netloc, parts.path + path, query, ""))
 
-    def websocket(self, path: str, params: dict[str, str]) -> ClientConnection:
-        """An open WebSocket; a refused handshake raises :class:`ApiError` (401, 403, 400…)."""
+    def websocket(self, path: str, params: dict[str, str]) -> Socket:
+        """An open WebSocket; a refused handshake raises :class:`ApiError` (401, 403, 400…).
+
+        ``websockets`` is imported here, not at start-up: most commands never need it."""
+        from websockets import exceptions as ws_errors
+        from websockets.sync.client import connect
+
         url = self.ws_url(path, params)
         try:
-            return connect(
-                url,
-                additional_headers=self.headers,
-                compression=None,
-                open_timeout=CONNECT_TIMEOUT_SECONDS + IO_TIMEOUT_SECONDS,
-                max_size=MAX_FRAME_BYTES,
-                user_agent_header=USER_AGENT,
+            return Socket(
+                connect(
+                    url,
+                    additional_headers=self.headers,
+                    compression=None,
+                    open_timeout=CONNECT_TIMEOUT_SECONDS + IO_TIMEOUT_SECONDS,
+                    max_size=MAX_FRAME_BYTES,
+                    user_agent_header=USER_AGENT,
+                )
             )
         except ws_errors.InvalidStatus as exc:
             response = exc.response
@@ -173,6 +182,25 @@ class Client:
 
     def close(self) -> None:
         self.http.close()
+
+
+class Socket:
+    """An open ``/ws`` connection: text frames in, :class:`Dropped` when it ends."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def recv(self, timeout: float) -> str:
+        """The next frame; ``TimeoutError`` after ``timeout`` seconds without one."""
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            return self.connection.recv(timeout=timeout, decode=True)
+        except ConnectionClosed as exc:
+            raise Dropped(str(exc)) from None
+
+    def close(self) -> None:
+        self.connection.close()
 
 
 def server_clock_ms(response: httpx.Response) -> int | None:

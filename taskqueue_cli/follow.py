@@ -27,8 +27,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from websockets.exceptions import ConnectionClosed
-
 from .bars import FINAL_STATES, TaskView
 from .client import ApiError, Client, Reply, Unreachable
 
@@ -89,7 +87,7 @@ class EventStream:
                         raise ApiError(400, "Bad Request", event.get("message", "refused"))
                     self.last_id = event.get("id", self.last_id)
                     yield text, event
-            except (ConnectionClosed, OSError):
+            except OSError:  # Dropped, or the network
                 self.notice(f"connection to /ws lost; resuming after event {self.last_id}")
             finally:
                 self.socket.close()

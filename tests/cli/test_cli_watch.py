@@ -1,0 +1,144 @@
+"""``taskqueue watch``: live progress from ``/ws``, every running task when no id is given,
+resuming after a dropped connection without a gap, and Ctrl-C on a pipe and on a terminal."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import signal
+import struct
+import subprocess
+import termios
+import threading
+
+from tests.harness import WebServer, wait_for
+
+from .conftest import TASKQUEUE, Cli, Stack, cli_env
+
+
+def _states(lines: list[str], task_id: str) -> list[str]:
+    return [line.split()[2] for line in lines if line.startswith(task_id + "  ")]
+
+
+def test_watch_ids_exits_0_when_all_completed_and_1_when_one_did_not(stack: Stack):
+    slow = stack.cli("submit", "sleep", "--payload", '{"seconds": 0.5, "steps": 2}').out.strip()
+    quick = stack.cli("submit", "echo").out.strip()
+    run = stack.cli("watch", slow, quick, quick)
+    assert _states(run.lines, slow)[-1] == "completed"
+    assert _states(run.lines, quick)[-1] == "completed"
+    failing = stack.cli("submit", "fail", "--max-retries", "0").out.strip()
+    run = stack.cli("watch", quick, failing, expect=1)
+    assert _states(run.lines, failing)[-1] == "dead_letter"
+    assert "failed on purpose" in run.out
+    assert "task not found" in stack.cli("watch", "no-such-task", expect=3).err
+
+
+def test_watch_json_prints_the_event_frames_of_the_task(stack: Stack):
+    task_id = stack.cli("submit", "sleep", "--payload", '{"seconds": 2, "steps": 4}').out
+    task_id = task_id.strip()
+    run = stack.cli("watch", task_id, "--json")  # from before it started: events replayed
+    frames = [json.loads(line) for line in run.lines]
+    assert {frame["data"]["task_id"] for frame in frames} == {task_id}
+    assert frames[-1]["type"] == "task.completed"
+    assert set(frames[0]) == {"id", "type", "timestamp", "data"}
+    stored = stack.events_of(task_id)
+    assert [frame["id"] for frame in frames] == stored[stored.index(frames[0]["id"]) :]
+
+
+def test_watch_without_ids_shows_running_tasks_and_adds_new_ones_until_ctrl_c(stack: Stack):
+    early = stack.cli("submit", "sleep", "--payload", '{"seconds": 1.5, "steps": 3}').out.strip()
+    stack.wait_state(early, "running")
+    watching = stack.cli.start("watch")
+    watching.wait_output(lambda lines: _states(lines, early))
+    late = [
+        stack.cli("submit", *args).out.strip()
+        for args in (["echo"], ["fail", "--max-retries", "0"])
+    ]
+    stack.cli("submit", "echo", "--scheduled-at", "2099-01-01T00:00:00Z")  # never starts
+    watching.wait_output(
+        lambda lines: all(
+            _states(lines, t)[-1:] in (["completed"], ["dead_letter"]) for t in [early, *late]
+        )
+    )
+    watching.interrupt()
+    run = watching.finish()
+    assert run.code == 130
+    assert (
+        _states(run.lines, early)[0] == "running" and _states(run.lines, early)[-1] == "completed"
+    )
+    assert _states(run.lines, late[0])[-1] == "completed"
+    assert "scheduled" not in run.out and "pending" not in _states(run.lines, late[0])
+
+
+def test_watch_resumes_after_the_connection_drops_without_missing_an_event(stack: Stack):
+    web = WebServer(stack.redis_url, workers=1, threads=8, upload_dir=stack.uploads).start()
+    try:
+        cli = Cli(web.url)
+        payload = '{"seconds": 3, "steps": 15}'
+        task_id = cli("submit", "sleep", "--payload", payload).out.strip()
+        watching = cli.start("watch", task_id, "--json")
+        watching.wait_output(lambda lines: any('"task.progress"' in line for line in lines))
+        web.stop()
+        missed_from = len(stack.events_of(task_id))
+        wait_for(
+            lambda: len(stack.events_of(task_id)) >= missed_from + 3,
+            timeout=10,
+            message="events appended while no web process runs",
+        )
+        web.start()  # the same port: the client's reconnection finds it
+        run = watching.finish()
+    finally:
+        web.stop()
+    assert run.code == 0
+    printed = [json.loads(line)["id"] for line in run.lines]
+    stored = stack.events_of(task_id)
+    assert printed == stored[stored.index(printed[0]) :]  # no gap, no repeat
+    assert "resuming after event" in run.err
+
+
+def _read_all(fd: int, into: bytearray) -> None:
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            return
+        if not chunk:
+            return
+        into.extend(chunk)
+
+
+def _on_a_terminal(stack: Stack, *args: str) -> tuple[subprocess.Popen, bytearray, int]:
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    env = cli_env(stack.web.url, TERM="xterm-256color")
+    process = subprocess.Popen(
+        [TASKQUEUE, *args], stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+    )
+    os.close(slave)
+    output = bytearray()
+    threading.Thread(target=_read_all, args=(master, output), daemon=True).start()
+    return process, output, master
+
+
+def test_a_terminal_gets_tables_and_bars_and_ctrl_c_restores_it(stack: Stack):
+    process, output, master = _on_a_terminal(stack, "queues")
+    assert process.wait(30) == 0
+    wait_for(lambda: b"low" in output, message="the table")
+    assert b"QUEUE" in output and b"\xe2\x94\x80" in output  # box drawing: a Rich table
+    os.close(master)
+
+    process, output, master = _on_a_terminal(stack, "watch")
+    wait_for(lambda: b"\x1b[?25l" in output, message="the live display")  # cursor hidden
+    stack.cli("submit", "sleep", "--payload", '{"seconds": 0.5, "steps": 5}')
+    wait_for(lambda: b"completed" in output, timeout=20, message="a finished bar")
+    assert b"sleep" in output and b"%" in output
+    os.kill(process.pid, signal.SIGINT)
+    assert process.wait(10) == 130
+    wait_for(
+        lambda: output.rfind(b"\x1b[?25h") > output.rfind(b"\x1b[?25l"),
+        timeout=5,
+        message="the cursor shown again",
+    )
+    os.close(master)
