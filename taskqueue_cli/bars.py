@@ -48,7 +48,11 @@ class TaskView:
         if self.state in {"failed", "dead_letter", "retrying"} and envelope.get("error"):
             self.message = envelope["error"]
         self.started = epoch(envelope.get("started_at"))
-        self.ended = epoch(envelope.get("completed_at")) if self.state in FINAL_STATES else None
+        self.ended = None
+        if self.state in FINAL_STATES:
+            self.ended = epoch(envelope.get("completed_at"))
+        elif self.state != "running" and self.started is not None:
+            self.ended = epoch(envelope.get("updated_at"))  # waiting to run again
 
     def apply_event(self, event: dict[str, Any]) -> None:
         """Take an event's news (``data`` carries state and progress, §6)."""
@@ -64,8 +68,8 @@ class TaskView:
             self.message = data.get("message") or ""
         elif data.get("error"):
             self.message = data["error"]
-        if self.state in FINAL_STATES:
-            self.ended = at
+        if self.state != "running" and self.ended is None:
+            self.ended = at  # the execution is over (final, or waiting to run again)
 
     @property
     def elapsed(self) -> float | None:
