@@ -133,14 +133,13 @@ def dlq_list(session: Session, count: int | None, after: str | None, as_json: bo
         out.raw(reply.text)
         return
     out.table(
-        ("task id", "type", "reason", "error", "attempts", "added", "message id"),
+        ("task id", "type", "reason", "error", "added", "message id"),
         [
             (
                 e["task"]["id"],
                 e["task"].get("type"),
                 e.get("reason"),
                 e["task"].get("error"),
-                e["task"].get("attempts"),
                 age(e.get("added_at")),
                 e.get("message_id"),
             )

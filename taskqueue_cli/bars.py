@@ -142,8 +142,8 @@ class LiveBars:
             line = Text(f"{mark} {view.id} {view.type} ")
             line.append(view.state, style=STATE_STYLES.get(view.state, ""))
             line.append(f" {duration(view.elapsed)} {view.message}".rstrip())
+            self.progress.remove_task(self.ids.pop(view.id))  # before printing re-renders
             self.progress.console.print(line)
-            self.progress.remove_task(self.ids.pop(view.id))
 
     def notice(self, text: str) -> None:
         self.progress.console.print(Text(text, style="yellow"))

@@ -39,6 +39,9 @@ STATE_STYLES = {
     "resuming": "yellow",
 }
 
+#: Columns of free text: they take the width left over and wrap; the others never do.
+FREE_TEXT = {"value", "error", "queues", "message"}
+
 
 class Output:
     """stdout (and stderr for notes) of one command run."""
@@ -88,10 +91,21 @@ class Output:
         if not self.terminal:
             write_line(aligned([h.upper() for h in headers], cells))
             return
-        table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
-        for header in headers:
+        table = Table(
+            box=box.SIMPLE_HEAD,
+            title=title,
+            title_justify="left",
+            pad_edge=False,
+            show_edge=False,
+            collapse_padding=True,
+        )
+        for header in headers:  # short values never wrap; free text folds, then wraps
+            free = header in FREE_TEXT
             table.add_column(
-                header.upper(), no_wrap=header in {"id", "task id", "worker"}, overflow="fold"
+                header.upper(),
+                no_wrap=not free,
+                overflow="fold" if free else "ellipsis",
+                ratio=1 if free else None,
             )
         for row in cells:
             table.add_row(*(Text(c, style=STATE_STYLES.get(c, "")) for c in row))
