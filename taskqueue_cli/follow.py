@@ -103,6 +103,9 @@ class EventStream:
             except Unreachable:
                 if time.monotonic() > deadline:
                     raise
+            except ApiError as exc:  # a proxy's 502/503 while the web process restarts
+                if exc.status < 500 or time.monotonic() > deadline:
+                    raise
             delay = RECONNECT_DELAYS_SECONDS[min(attempt, len(RECONNECT_DELAYS_SECONDS) - 1)]
             time.sleep(delay)  # backoff between reconnection attempts
         raise AssertionError("not reached")

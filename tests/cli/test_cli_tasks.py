@@ -67,10 +67,14 @@ def test_payload_from_stdin_and_an_idempotency_key(stack: Stack):
         "cli-k1",
         stdin='{"from": "stdin"}',
     ).out.strip()
-    again = stack.cli("submit", "echo", "--idempotency-key", "cli-k1")
+    again = stack.cli(
+        "submit", "echo", "--payload", '{"from": "stdin"}', "--idempotency-key", "cli-k1"
+    )
     assert again.out.strip() == first
     assert "idempotency key" in again.err
     assert stack.wait_state(first, "completed")["result"] == {"from": "stdin"}
+    other = stack.cli("submit", "echo", "--idempotency-key", "cli-k1", expect=3)
+    assert "(HTTP 422)" in other.err and "payload" in other.err
 
 
 def test_wait_shows_progress_with_messages_then_the_result(stack: Stack):
