@@ -76,7 +76,7 @@ def test_watch_resumes_after_the_connection_drops_without_missing_an_event(stack
     web = WebServer(stack.redis_url, workers=1, threads=8, upload_dir=stack.uploads).start()
     try:
         cli = Cli(web.url)
-        payload = '{"seconds": 3, "steps": 15}'
+        payload = '{"seconds": 6, "steps": 30}'  # long enough to outlive the restart
         task_id = cli("submit", "sleep", "--payload", payload).out.strip()
         watching = cli.start("watch", task_id, "--json")
         watching.wait_output(lambda lines: any('"task.progress"' in line for line in lines))
