@@ -48,6 +48,25 @@ def test_pause_and_resume_a_worker(stack: Stack):
     assert "(HTTP 404)" in missing.err
 
 
+def test_pause_and_resume_a_queue(stack: Stack):
+    try:
+        paused = stack.cli("queue", "pause", "low", "--json").json()
+        assert paused == {"name": "low", "paused": True, "depth": 0}
+        waiting = stack.cli("submit", "echo", "--priority", "low").out.strip()
+        stack.cli("submit", "echo", "--priority", "high", "--wait")  # other queues flow
+        assert stack.cli("get", waiting, "--json").json()["state"] == "pending"
+        rows = {line.split()[0]: line.split() for line in stack.cli("queues").lines[1:]}
+        assert rows["low"] == ["low", "0", "1", "yes"] and rows["high"][3] == "no"
+    finally:
+        resumed = stack.cli("queue", "resume", "low")
+    assert resumed.out.strip() in {
+        "queue low: running (1 waiting)",
+        "queue low: running (0 waiting)",
+    }
+    assert stack.cli("watch", waiting).lines[-1].split()[2] == "completed"
+    assert "(HTTP 404)" in stack.cli("queue", "pause", "urgent", expect=3).err
+
+
 def test_dlq_list_retry_retry_all_and_clear(stack: Stack):
     stack.cli("dlq", "clear")
     dead = [
