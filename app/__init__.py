@@ -18,7 +18,7 @@ class TaskIdConverter(BaseConverter):
     """A task id in a path: any segment except the collection's own words, so
     ``/api/v1/tasks/statistics`` can never also mean the task called "statistics"."""
 
-    regex = r"(?!(?:statistics|upload)$)[^/]+"
+    regex = r"(?!(?:statistics|upload|batch)$)[^/]+"
     part_isolating = True  # one path segment (werkzeug assumes otherwise for a regex with "/")
 
 

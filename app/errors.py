@@ -68,7 +68,7 @@ def flatten(messages: object, prefix: str = "") -> list[str]:
     if isinstance(messages, dict):
         lines: list[str] = []
         for field, inner in messages.items():
-            name = field if field != "_schema" else ""
+            name = "" if field == "_schema" else str(field)  # list items are keyed 0, 1, …
             lines += flatten(inner, f"{prefix}.{name}" if prefix and name else prefix or name)
         return lines
     if isinstance(messages, list):

@@ -13,6 +13,7 @@ key                            type    TTL     written by                   read
 ``tq:events``                  stream  MAXLEN  store scripts, signals       WebSocket fan-out
 ``tq:dlq``                     stream  --      store scripts                admin DLQ API
 ``tq:idem:<key>``              string  24 h    submit script                submit script
+``tq:idem-batch:<key>``        string  24 h    batch submit (web)           batch submit (web)
 ``tq:stats``                   hash    --      store scripts                statistics
 ``tq:final``                   zset    --      store scripts                retention sweep
 ``tq:workers``                 zset    --      worker heartbeat             admin, reaper
@@ -86,6 +87,12 @@ def dlq() -> str:
 def idempotency(key: str) -> str:
     """The task id a client's ``Idempotency-Key`` maps to."""
     return f"{PREFIX}idem:{key}"
+
+
+def batch_idempotency(key: str) -> str:
+    """The tasks a client's ``Idempotency-Key`` on ``POST /api/v1/tasks/batch`` maps to:
+    JSON ``{"hash": <SHA-256 of the request>, "ids": [<task id>, …]}``."""
+    return f"{PREFIX}idem-batch:{key}"
 
 
 def stats() -> str:

@@ -133,20 +133,10 @@ class Store:
             timeout=int(envelope["timeout"]),
         )
 
-    def submit(
-        self, new: NewTask, idempotency_key: str | None = None, *, adopt_delivery: str | None = None
-    ) -> tuple[dict, bool]:
-        """Create a task and queue it (or park it until ``scheduled_at``), in one round trip.
-
-        Whether ``scheduled_at`` is still ahead is decided by the script on Redis's clock, which
-        also stamps ``created_at``. Returns ``(envelope, created)``; ``created`` is false when
-        ``idempotency_key`` was seen within 24 h with the same request
-        (:meth:`NewTask.request_hash`), and the envelope is then the first task's; with a
-        different request it raises :class:`~celery_app.errors.IdempotencyMismatch` (422) naming
-        the fields that differ.
-        With ``adopt_delivery`` the message is someone else's (a direct Celery publish carrying
-        that delivery): the envelope is created, nothing is queued.
-        """
+    def prepare(self, new: NewTask, adopt_delivery: str | None = None
+                 ) -> tuple[str, str, str, list[Any]]:
+        """``(task id, delivery, Celery message, envelope field/value pairs)`` for the submit
+        script; the message is empty when ``adopt_delivery`` (Celery publishes it itself)."""
         task_id = new.task_id or model.new_task_id()
         envelope: dict[str, Any] = {
             "id": task_id,
@@ -163,8 +153,24 @@ class Store:
         }
         delivery = adopt_delivery if adopt_delivery is not None else new_delivery()
         message = "" if adopt_delivery is not None else self._message(envelope, delivery)
-        fields = model.encode(envelope)
-        flat = [item for pair in fields.items() for item in pair]
+        flat = [item for pair in model.encode(envelope).items() for item in pair]
+        return task_id, delivery, message, flat
+
+    def submit(
+        self, new: NewTask, idempotency_key: str | None = None, *, adopt_delivery: str | None = None
+    ) -> tuple[dict, bool]:
+        """Create a task and queue it (or park it until ``scheduled_at``), in one round trip.
+
+        Whether ``scheduled_at`` is still ahead is decided by the script on Redis's clock, which
+        also stamps ``created_at``. Returns ``(envelope, created)``; ``created`` is false when
+        ``idempotency_key`` was seen within 24 h with the same request
+        (:meth:`NewTask.request_hash`), and the envelope is then the first task's; with a
+        different request it raises :class:`~celery_app.errors.IdempotencyMismatch` (422) naming
+        the fields that differ.
+        With ``adopt_delivery`` the message is someone else's (a direct Celery publish carrying
+        that delivery): the envelope is created, nothing is queued.
+        """
+        task_id, delivery, message, flat = self.prepare(new, adopt_delivery)
         created, stored = self._run(
             "submit",
             task_id,

@@ -73,6 +73,13 @@ class QueueDepthsSchema(Schema):
     low = fields.Integer(required=True)
 
 
+class BatchCreatedSchema(Schema):
+    """The tasks of a batch, in the request's order."""
+
+    tasks = fields.List(fields.Nested(EnvelopeSchema), required=True)
+    count = fields.Integer(required=True)
+
+
 class TaskPageSchema(Schema):
     """Queue depths plus one page of tasks."""
 

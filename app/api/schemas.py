@@ -18,6 +18,7 @@ from marshmallow import (
 
 import handlers
 from celery_app import defaults, model, strictjson
+from celery_app.batch import MAX_BATCH
 from celery_app.errors import InvalidRequest
 from celery_app.payloads import (  # noqa: F401  (re-exported for the views and the document)
     StrictBoolean,
@@ -148,6 +149,17 @@ class SubmitSchema(Schema):
                 payload_validator(data["type"]).load(data.get("payload") or {})
             except ValidationError as exc:
                 raise ValidationError(exc.messages, "payload") from exc
+
+
+class BatchSchema(Schema):
+    """``POST /api/v1/tasks/batch``: 1–1000 create bodies, checked as one (all or nothing)."""
+
+    class Meta:
+        unknown = RAISE
+
+    tasks = fields.List(fields.Nested(SubmitSchema), required=True,
+                        validate=validate.Length(1, MAX_BATCH),
+                        metadata={"description": f"1-{MAX_BATCH} bodies of POST /api/v1/tasks"})
 
 
 #: Longest long poll (seconds): ``GET /api/v1/tasks/{id}?wait=S`` with ``0 < S <= 60``.

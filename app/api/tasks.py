@@ -7,6 +7,7 @@ import math
 from flask import Blueprint, request
 
 from celery_app import model
+from celery_app.batch import submit_batch
 from celery_app.store import NewTask
 from celery_app.uploads import remove_task_files
 
@@ -15,8 +16,15 @@ from ..services import hub, services, store
 from ..services import listing as task_listing
 from .audit import entry
 from .document import document, task_links
-from .responses import DeletedSchema, EnvelopeSchema, StatisticsSchema, TaskPageSchema
+from .responses import (
+    BatchCreatedSchema,
+    DeletedSchema,
+    EnvelopeSchema,
+    StatisticsSchema,
+    TaskPageSchema,
+)
 from .schemas import (
+    BatchSchema,
     DeleteQuerySchema,
     GetQuerySchema,
     ListQuerySchema,
@@ -28,6 +36,7 @@ from .schemas import (
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 
 submit_schema = SubmitSchema()
+batch_schema = BatchSchema()
 list_schema = ListQuerySchema()
 patch_schema = PatchSchema()
 delete_schema = DeleteQuerySchema()
@@ -50,6 +59,23 @@ def submit():
     key = idempotency_key()
     envelope, created = store().submit(NewTask(**data), idempotency_key=key)
     return envelope, 201 if created else 200
+
+
+@bp.post("/batch")
+@document(summary="Submit a batch of tasks", tags=("tasks",), body=BatchSchema,
+          responses={201: BatchCreatedSchema, 200: BatchCreatedSchema},
+          description="1-1000 tasks, all or nothing: one invalid item is a 400 naming it "
+                      "(`tasks.3.priority: ...`) and nothing is created. The tasks are stored "
+                      "and queued in one Redis transaction, in the request's order. "
+                      "`Idempotency-Key` applies to the whole batch (200 with the first "
+                      "batch's tasks; 422 when reused with a different batch).",
+          errors=(422,))
+def batch():
+    """Create and queue every task of the batch, or none."""
+    data = batch_schema.load(parse_json_object(request.get_data(cache=False)))
+    items = [NewTask(**item) for item in data["tasks"]]
+    envelopes, created = submit_batch(store(), items, idempotency_key())
+    return {"tasks": envelopes, "count": len(envelopes)}, 201 if created else 200
 
 
 @bp.get("/<task_id:task_id>")

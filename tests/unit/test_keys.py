@@ -37,6 +37,7 @@ def test_singleton_keys_have_fixed_names():
 
 def test_parameterised_keys_embed_their_argument():
     assert keys.idempotency("k-1") == "tq:idem:k-1"
+    assert keys.batch_idempotency("k-1") == "tq:idem-batch:k-1"
     assert keys.worker("celery@host") == "tq:worker:celery@host"
     assert keys.lock("promoter") == "tq:lock:promoter"
     assert keys.lease("abc") == "tq:lease:abc"
@@ -75,6 +76,7 @@ ALL_KEYS = [
     keys.events(),
     keys.dlq(),
     keys.idempotency("x"),
+    keys.batch_idempotency("x"),
     keys.stats(),
     keys.workers(),
     keys.worker("h"),
