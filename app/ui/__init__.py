@@ -87,6 +87,13 @@ def submit() -> str:
     return _page("ui/submit.html", "submit")
 
 
+@bp.get("/audit")
+@_console("Console: audit log")
+def audit() -> str:
+    """Who changed what (``GET /admin/audit``), oldest first from an hour ago or ``?after=``."""
+    return _page("ui/audit.html", "audit")
+
+
 @bp.get("/static/<path:filename>")
 @document(
     summary="Console assets",

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import SCREENSHOTS, Page, Stack, screenshot
 
-VIEWS = ["/ui", "/ui/tasks", "/ui/workers", "/ui/dlq", "/ui/submit"]
+VIEWS = ["/ui", "/ui/tasks", "/ui/workers", "/ui/dlq", "/ui/submit", "/ui/audit"]
 #: Views that follow the event stream (the submit form has nothing to follow).
 LIVE = set(VIEWS) - {"/ui/submit"}
 

@@ -16,7 +16,7 @@ from celery_app.settings import Settings
 from tests.browser.conftest import Page, Stack
 from tests.harness import WebServer, wait_for
 
-VIEWS = ["/ui", "/ui/tasks", "/ui/workers", "/ui/dlq", "/ui/submit"]
+VIEWS = ["/ui", "/ui/tasks", "/ui/workers", "/ui/dlq", "/ui/submit", "/ui/audit"]
 KEYS = "admin-key-0123:admin,user-key-4567:user"
 SECRET = "console-test-secret-" + "s" * 32
 
@@ -40,9 +40,11 @@ def test_pause_and_resume_a_worker_by_clicking(tab: Page, stack: Stack):
     expect(row.get_by_test_id("state")).to_have_text(re.compile("paused|pausing"))
     wait_for(lambda: stack.api("GET", "/admin/workers")["workers"][0]["state"] == "paused")
     expect(row.get_by_test_id("state")).to_have_text("paused")
-    button = row.get_by_role("button", name="Resume", exact=True)
-    button.focus()
-    page.keyboard.press("Enter")  # reachable and usable from the keyboard
+    # Reachable and usable from the keyboard: focused, then Enter (once the pause request has
+    # answered: a pause waits for the worker to confirm, and the button is disabled meanwhile).
+    resume = row.get_by_role("button", name="Resume", exact=True)
+    expect(resume).to_be_enabled(timeout=15000)
+    resume.press("Enter")
     expect(row.get_by_test_id("state")).to_have_text(re.compile("idle|busy"), timeout=10000)
     wait_for(lambda: stack.api("GET", "/admin/workers")["workers"][0]["state"] != "paused")
     assert tab.errors == []
@@ -81,9 +83,9 @@ def test_dead_letters_arrive_live_and_retry_and_clear_by_clicking(tab: Page, sta
     for number, row in enumerate(rows):  # pushed: the page was open before they failed
         expect(row).to_contain_text(f"boom {number}", timeout=15000)
         expect(row).to_contain_text("max retries exceeded")
-    first = rows[0].get_by_role("button", name="Retry", exact=True)
-    first.focus()
-    page.keyboard.press("Enter")
+    retry = rows[0].get_by_role("button", name="Retry", exact=True)
+    expect(retry).to_be_enabled()
+    retry.press("Enter")
     wait_for(lambda: _requeued(stack, tasks[0]["id"]), message="the retried task re-queued")
     assert not any(_requeued(stack, task["id"]) for task in tasks[1:])
     stack.wait_state(tasks[0]["id"], "dead_letter")  # fails again, and comes back live
@@ -237,3 +239,24 @@ def test_sign_in_keeps_the_credential_for_the_tab_and_hides_admin_actions_from_u
         assert [e for e in tab.errors if "401" not in e] == []
     finally:
         context.close()
+
+
+def test_the_audit_log_shows_mutations_as_they_happen(tab: Page, stack: Stack):
+    page = tab.open("/ui/audit")
+    actions = page.get_by_test_id("action")
+    before = actions.count()
+    stack.api("POST", "/admin/queues/high/pause", expect=(200, 202))
+    stack.api("POST", "/admin/queues/high/resume", expect=(200, 202))
+    # queue.paused / queue.resumed events tell the page to read the entries after its newest
+    expect(actions).to_have_count(before + 2, timeout=10000)
+    assert actions.all_inner_texts()[-2:] == ["queue.pause", "queue.resume"]
+    row = page.locator("tbody tr[data-entry-id]").nth(before)
+    expect(row).to_contain_text("anonymous")
+    expect(row).to_contain_text("high")
+    task = stack.submit(type="echo")
+    stack.wait_state(task["id"], "completed")
+    stack.api("DELETE", f"/api/v1/tasks/{task['id']}?purge=true")  # no event announces a purge
+    page.get_by_role("button", name="Check for newer").click()
+    expect(actions.last).to_have_text("task.purge")
+    expect(page.locator("tbody tr[data-entry-id]").last).to_contain_text(task["id"])
+    assert tab.errors == []

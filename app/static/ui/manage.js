@@ -38,9 +38,12 @@ document.addEventListener("alpine:init", () => {
     },
     upsert(record) {
       const known = this.find(record.id);
-      if (known) Object.assign(known, record);
-      else this.list.push(record);
-      this.list.sort((a, b) => a.id.localeCompare(b.id));
+      if (known) {
+        Object.assign(known, record);
+      } else {
+        this.list.push(record);
+        this.list.sort((a, b) => a.id.localeCompare(b.id));
+      }
     },
     apply(batch) {
       for (const event of batch) {
