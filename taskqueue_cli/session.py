@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -55,8 +56,6 @@ def json_option(command: F) -> F:
 
 def load_json(value: str | None, what: str) -> Any:
     """``JSON`` text or ``@file`` (``@-`` for stdin), parsed; a usage error when it is not."""
-    import json
-
     if value is None:
         return None
     text = value

@@ -8,11 +8,15 @@ code and no traceback reached stdout or stderr.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -137,6 +141,32 @@ class Cli:
     def many(self, *commands: list[str]) -> list[Run]:
         """Several independent command lines at once (each checked like a single run)."""
         return [process.finish() for process in [self.start(*args) for args in commands]]
+
+
+def _read_all(fd: int, into: bytearray) -> None:
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            return
+        if not chunk:
+            return
+        into.extend(chunk)
+
+
+def on_a_terminal(url: str, *args: str) -> tuple[subprocess.Popen, bytearray, int]:
+    """``taskqueue`` on a pseudo-terminal (120x30): the process, its output as it comes, and
+    the terminal's master side (to type into, and to close)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    env = cli_env(url, TERM="xterm-256color")
+    process = subprocess.Popen(
+        [TASKQUEUE, *args], stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+    )
+    os.close(slave)
+    output = bytearray()
+    threading.Thread(target=_read_all, args=(master, output), daemon=True).start()
+    return process, output, master
 
 
 @dataclass

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from tests.harness import wait_for
 
-from .conftest import Stack
+from .conftest import Stack, on_a_terminal
 
 
 def test_workers_and_queues_match_the_api(stack: Stack):
@@ -102,3 +104,16 @@ def test_dlq_list_retry_retry_all_and_clear(stack: Stack):
     assert "(HTTP 404)" in stack.cli("dlq", "retry", "not-in-the-dlq", expect=3).err
     assert stack.cli("dlq", "clear").out.strip() == "cleared 2 entries"
     assert stack.cli("dlq", "ls", "--json").json()["size"] == 0
+
+
+def test_dlq_clear_asks_on_a_terminal_and_keeps_the_entries_when_refused(stack: Stack):
+    stack.cli("submit", "fail", "--max-retries", "0", "--wait", expect=1)
+    size = stack.cli("dlq", "ls", "--json").json()["size"]
+    process, output, master = on_a_terminal(stack.web.url, "dlq", "clear")
+    wait_for(lambda: b"[y/N]" in output, message="the question")
+    os.write(master, b"n\n")
+    assert process.wait(20) == 1
+    wait_for(lambda: b"nothing cleared" in output, message="the answer")
+    os.close(master)
+    assert stack.cli("dlq", "ls", "--json").json()["size"] == size > 0
+    assert stack.cli("dlq", "clear", "--yes").out.strip() == f"cleared {size} entries"

@@ -3,19 +3,13 @@ resuming after a dropped connection without a gap, and Ctrl-C on a pipe and on a
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import signal
-import struct
-import subprocess
-import termios
-import threading
 
 from tests.harness import WebServer, wait_for
 
-from .conftest import TASKQUEUE, Cli, Stack, cli_env
+from .conftest import Cli, Stack, on_a_terminal
 
 
 def _states(lines: list[str], task_id: str) -> list[str]:
@@ -98,38 +92,14 @@ def test_watch_resumes_after_the_connection_drops_without_missing_an_event(stack
     assert "resuming after event" in run.err
 
 
-def _read_all(fd: int, into: bytearray) -> None:
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            return
-        if not chunk:
-            return
-        into.extend(chunk)
-
-
-def _on_a_terminal(stack: Stack, *args: str) -> tuple[subprocess.Popen, bytearray, int]:
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
-    env = cli_env(stack.web.url, TERM="xterm-256color")
-    process = subprocess.Popen(
-        [TASKQUEUE, *args], stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
-    )
-    os.close(slave)
-    output = bytearray()
-    threading.Thread(target=_read_all, args=(master, output), daemon=True).start()
-    return process, output, master
-
-
 def test_a_terminal_gets_tables_and_bars_and_ctrl_c_restores_it(stack: Stack):
-    process, output, master = _on_a_terminal(stack, "queues")
+    process, output, master = on_a_terminal(stack.web.url, "queues")
     assert process.wait(30) == 0
     wait_for(lambda: b"low" in output, message="the table")
     assert b"QUEUE" in output and b"\xe2\x94\x80" in output  # box drawing: a Rich table
     os.close(master)
 
-    process, output, master = _on_a_terminal(stack, "watch")
+    process, output, master = on_a_terminal(stack.web.url, "watch")
     wait_for(lambda: b"\x1b[?25l" in output, message="the live display")  # cursor hidden
     stack.cli("submit", "sleep", "--payload", '{"seconds": 0.5, "steps": 5}')
     wait_for(lambda: b"completed" in output, timeout=20, message="a finished bar")
