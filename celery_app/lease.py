@@ -28,7 +28,10 @@ logger = logging.getLogger(__name__)
 
 #: Extend the lease only while it still names this execution (KEYS[1] lease, ARGV[1] delivery,
 #: ARGV[2] TTL ms). Returns 1 when renewed, 0 when the lease is gone or someone else's.
-_RENEW = """
+#: ``allow-oom`` (Redis 7 script flags): extending a TTL takes no memory, and an execution that
+#: still runs must keep its lease while Redis refuses writes at ``maxmemory`` — else the task
+#: would be queued again under a live handler as soon as memory is back.
+_RENEW = """#!lua flags=allow-oom
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """

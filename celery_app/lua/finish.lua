@@ -6,12 +6,16 @@
 -- (dead_letter).
 -- Returns {'ok', state, elapsed ms} or {'stale', state}.
 local id, delivery, outcome, detail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
--- The execution has ended either way (even when a PATCH made it stale): its lease goes.
+-- The execution has ended either way (even when a PATCH made it stale): its lease goes — as
+-- the last write, so that at maxmemory Redis refuses the outcome's writes (the first write of a
+-- script is checked; DEL, which frees memory, would let every later write through).
 local lease = P .. 'lease:' .. id
-if redis.call('GET', lease) == delivery then redis.call('DEL', lease) end
+local function release()
+  if redis.call('GET', lease) == delivery then redis.call('DEL', lease) end
+end
 local h = load(id)
-if not h then return {'stale', 'missing'} end
-if h.state ~= 'running' or (h.delivery or '') ~= delivery then return {'stale', h.state} end
+if not h then release(); return {'stale', 'missing'} end
+if h.state ~= 'running' or (h.delivery or '') ~= delivery then release(); return {'stale', h.state} end
 
 local elapsed = NOW_MS - tonumber(h.started_ms or NOW_MS)
 observe_execution(h, outcome, elapsed)
@@ -23,6 +27,7 @@ if outcome == 'completed' then
   count_processing(elapsed)
   mark_final(id)
   emit('task.completed', id, h, {duration_ms = elapsed})
+  release()
   return {'ok', 'completed', elapsed}
 end
 
@@ -42,4 +47,5 @@ else
   mark_final(id)
   emit('task.dead_letter', id, h, {error = detail, reason = ARGV[12]})
 end
+release()
 return {'ok', h.state, elapsed}

@@ -92,7 +92,7 @@ def test_a_dead_child_loses_the_lease_and_the_task_runs_again(env):
         os.kill(child, signal.SIGKILL)
         rerun = wait_for(
             lambda: len(_started(env, task)) == 2 and _started(env, task),
-            timeout=20,
+            timeout=30,  # lease 1.5 s + the stopped worker's maintenance lock (5 s) + reap
             message="the task to run again",
         )
     finally:
