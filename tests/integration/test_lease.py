@@ -22,6 +22,11 @@ def _started(env, task_id: str) -> list[tuple[int, str]]:
     ]
 
 
+def _set_paused(env, worker, paused: bool) -> None:
+    verb = "pause" if paused else "resume"
+    assert env.client.post(f"/admin/workers/{worker.hostname}/{verb}").status_code == 200
+
+
 def _pool_child(pid: int) -> int:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     assert len(children) == 1, children  # -c 1
@@ -60,9 +65,11 @@ def test_retry_after_patch_waits_for_the_running_execution_to_end(env):
 
 def test_a_stalled_main_process_with_a_live_child_keeps_the_task(env):
     stalled = env.worker("stalled", concurrency=1, **FAST)
+    other = env.worker("other", concurrency=1, **FAST)
+    _set_paused(env, other, True)  # so that the task starts on the worker about to stall
     task = env.submit(type="sleep", payload={"seconds": 10, "steps": 5}, max_retries=3)["id"]
     env.wait_state(task, "running")
-    env.worker("other", concurrency=1, **FAST)
+    _set_paused(env, other, False)
     os.kill(stalled.process.pid, signal.SIGSTOP)
     try:
         # Its record expires after 1.5 s and the other worker takes over maintenance within
@@ -83,13 +90,15 @@ def test_a_stalled_main_process_with_a_live_child_keeps_the_task(env):
 
 def test_a_dead_child_loses_the_lease_and_the_task_runs_again(env):
     doomed = env.worker("doomed", concurrency=1, **FAST)
+    survivor = env.worker("survivor", concurrency=1, **FAST)
+    _set_paused(env, survivor, True)  # so that the task starts on the doomed worker
     task = env.submit(type="sleep", payload={"seconds": 4, "steps": 4}, max_retries=3)["id"]
     env.wait_state(task, "running")
-    survivor = env.worker("survivor", concurrency=1, **FAST)
     child = _pool_child(doomed.process.pid)
     os.kill(doomed.process.pid, signal.SIGSTOP)  # so only the lease can tell
     try:
-        os.kill(child, signal.SIGKILL)
+        os.kill(child, signal.SIGKILL)  # long before its 4 s are up
+        _set_paused(env, survivor, False)
         rerun = wait_for(
             lambda: len(_started(env, task)) == 2 and _started(env, task),
             timeout=30,  # lease 1.5 s + the stopped worker's maintenance lock (5 s) + reap
