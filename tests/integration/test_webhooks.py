@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import threading
 import time
@@ -98,6 +99,26 @@ def test_every_final_state_posts_a_signed_body_to_the_callback_url(hooks, receiv
         assert request.headers["X-Taskqueue-Delivery"].endswith(":" + body["task"]["id"])
     deliveries = {r.headers["X-Taskqueue-Delivery"] for r in receiver.requests}
     assert len(deliveries) == 4
+
+
+def test_batch_items_and_uploads_carry_their_callback_url(hooks, receiver):
+    body = {
+        "tasks": [{"type": "echo", "callback_url": f"{receiver.url}/b{n}"} for n in range(2)]
+        + [{"type": "echo"}]
+    }
+    response = hooks.client.post("/api/v1/tasks/batch", json=body)
+    assert response.status_code == 201, response.get_json()
+    tasks = response.get_json()["tasks"]
+    upload = hooks.client.post(
+        "/api/v1/tasks/upload",
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(b"a,b\n1,2\n"), "t.csv"), "callback_url": f"{receiver.url}/up"},
+    )
+    assert upload.status_code == 201, upload.get_json()
+    for task in [*tasks[:2], upload.get_json()]:
+        assert callback_settled(hooks, task["id"])["callback"]["state"] == "delivered"
+    assert "callback" not in hooks.wait_state(tasks[2]["id"], "completed")
+    assert sorted(r.path for r in receiver.requests) == ["/b0", "/b1", "/up"]
 
 
 def test_a_task_without_callback_url_sends_nothing_and_has_no_callback(hooks, receiver):
