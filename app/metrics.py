@@ -58,6 +58,8 @@ class ClusterCollector:
                        ["type", "status"], counters["completed"])
         yield _counter("taskqueue_task_retries", "Automatic retries scheduled after a failed "
                        "execution", ["type"], counters["retries"])
+        yield _counter("taskqueue_tasks_throttled", "Tasks a limit of their type held back "
+                       "(counted once per wait)", ["type"], counters["throttled"])
         yield _histogram("taskqueue_task_duration_seconds",
                          "Execution time of each task execution", ["type"],
                          counters["duration"], DURATION_BUCKETS)

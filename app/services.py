@@ -12,6 +12,7 @@ from flask import current_app
 from celery_app import TaskqueueCelery
 from celery_app.audit import AuditLog
 from celery_app.dlq import DeadLetters
+from celery_app.limits import Limits
 from celery_app.listing import Listing
 from celery_app.runtime import Runtime
 from celery_app.settings import Settings
@@ -57,6 +58,11 @@ def listing() -> Listing:
 def audit_log() -> AuditLog:
     """The audit log (read side; entries are written with each change)."""
     return runtime().audit_log
+
+
+def limits() -> Limits:
+    """Limits per task type."""
+    return runtime().limits
 
 
 def workers() -> Workers:

@@ -23,6 +23,9 @@ key                            type    TTL     written by                   read
 ``tq:queues:paused``           hash    --      queue pause API (web)        workers, claim script
 ``tq:lease:<id>``              string  PX      claim script, pool child     retry, reaper
 ``tq:health``                  string  10 s    /admin/health (web)          nobody
+``tq:limits``                  hash    --      limits API (web)             claim script, API
+``tq:limit:rate:<type>``       zset    window  claim script                 claim script
+``tq:limit:running:<type>``    hash    --      claim script                 claim script
 ``tq:metrics:<name>``          hash    --      store scripts                /metrics collector
 ``tq:webhooks``                zset    --      final transitions, webhooks  webhook deliverers
 ``tq:webhook:<delivery>``      hash    --      final transitions, webhooks  webhook deliverers
@@ -93,6 +96,22 @@ def batch_idempotency(key: str) -> str:
     """The tasks a client's ``Idempotency-Key`` on ``POST /api/v1/tasks/batch`` maps to:
     JSON ``{"hash": <SHA-256 of the request>, "ids": [<task id>, …]}``."""
     return f"{PREFIX}idem-batch:{key}"
+
+
+def limits() -> str:
+    """Limits per task type: type → JSON ``{"rate", "concurrency", "rate_n", "rate_ms"}``."""
+    return f"{PREFIX}limits"
+
+
+def limit_rate(task_type: str) -> str:
+    """Starts of one task type inside its rate window: member ``<id>:<attempt>``, score = ms."""
+    return f"{PREFIX}limit:rate:{task_type}"
+
+
+def limit_running(task_type: str) -> str:
+    """Executions of one task type holding a concurrency slot: task id → delivery (a slot is
+    held while ``tq:lease:<id>`` still names that delivery)."""
+    return f"{PREFIX}limit:running:{task_type}"
 
 
 def stats() -> str:

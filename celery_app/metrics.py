@@ -40,7 +40,8 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 FINAL_ENDINGS = ("completed", "dead_letter")
 #: Upper bounds (seconds) of the queue-wait histogram; ``lua/lib.lua`` has the same list.
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600)
-_HASHES = ("submitted", "executions", "duration", "completed", "queue_wait", "webhooks")
+_HASHES = ("submitted", "executions", "duration", "completed", "queue_wait", "webhooks",
+           "throttled")
 
 
 def read_counters(client: redis.Redis) -> dict[str, dict[str, str]]:
@@ -49,12 +50,13 @@ def read_counters(client: redis.Redis) -> dict[str, dict[str, str]]:
     ``submitted``: ``type\\tpriority`` → n; ``completed``: ``type\\tstatus`` → n;
     ``duration``: ``type\\t<bucket index>`` → n and ``type\\tsum`` → seconds; ``retries``:
     ``type`` → n; ``queue_wait``: ``type\\tpriority\\t<bucket index>`` → n and ``…\\tsum``;
-    ``webhooks``: outcome → n.
+    ``webhooks``: outcome → n; ``throttled``: ``type`` → tasks a limit held back.
     """
     pipe = client.pipeline(transaction=False)
     for name in _HASHES:
         pipe.hgetall(keys.metrics(name))
-    submitted, executions, duration_sums, completed, queue_wait, webhooks = pipe.execute()
+    submitted, executions, duration_sums, completed, queue_wait, webhooks, throttled = (
+        pipe.execute())
     outcomes: Counter[str] = Counter({k: int(v) for k, v in completed.items()})
     buckets: Counter[str] = Counter()
     retries: Counter[str] = Counter()
@@ -74,6 +76,7 @@ def read_counters(client: redis.Redis) -> dict[str, dict[str, str]]:
         "retries": {task_type: str(count) for task_type, count in retries.items()},
         "queue_wait": queue_wait,
         "webhooks": webhooks,
+        "throttled": throttled,
     }
 
 

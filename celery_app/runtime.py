@@ -19,6 +19,7 @@ from redis.retry import Retry
 from . import keys
 from .audit import AuditLog
 from .dlq import DeadLetters
+from .limits import Limits
 from .listing import Listing
 from .messages import MessageBuilder
 from .scripts import Scripts
@@ -106,6 +107,11 @@ class Runtime:
     def audit_log(self) -> AuditLog:
         """The audit log (entries are written by the changes themselves)."""
         return AuditLog(self.redis)
+
+    @property
+    def limits(self) -> Limits:
+        """Limits per task type (enforced by the claim script)."""
+        return Limits(self.redis, self.scripts)
 
     @property
     def workers(self) -> Workers:

@@ -50,6 +50,7 @@ NAMES = (
     "webhook_claim",
     "webhook_record",
     "audit",
+    "throttle",
 )
 
 

@@ -104,6 +104,8 @@ class Claim:
     envelope: dict[str, Any] | None = None
     #: Not now (worker or queue paused, an earlier execution still runs): put the message back.
     requeue: bool = False
+    #: Held back by a limit of its type until then (Redis time, ms): park it (:meth:`throttle`).
+    throttled_until_ms: int | None = None
 
 
 class Store:
@@ -222,7 +224,18 @@ class Store:
                         "attempts": int(attempts), "max_retries": int(max_retries),
                         "timeout": int(timeout)}
             return Claim(True, model.RUNNING, envelope=envelope)
+        if len(answer) > 4 and answer[3] == "throttle":
+            return Claim(False, answer[1], answer[2], throttled_until_ms=int(answer[4]))
         return Claim(False, answer[1], answer[2], requeue=len(answer) > 3)
+
+    def throttle(self, task_id: str, delivery: str, until_ms: int) -> bool:
+        """Park a task a limit holds back (:mod:`celery_app.limits`) until ``until_ms`` (Redis
+        time): still pending, ``throttled_until`` set, a new message waiting in ``tq:delayed``;
+        the claimed message (``delivery``) becomes stale. False when the task moved on."""
+        envelope = self.get(task_id)
+        parked = new_delivery()
+        return bool(self._run("throttle", task_id, delivery, parked,
+                              self._message(envelope, parked), until_ms))
 
     def progress(self, task_id: str, delivery: str, percent: int, message: str | None) -> bool:
         """Record a running execution's progress (and emit ``task.progress``)."""

@@ -9,6 +9,8 @@ receivers (Celery logs and swallows their exceptions):
    :class:`~celery.exceptions.Ignore`: acknowledged, never executed. A live message that may
    not start now (its worker or queue is paused, an earlier execution still holds the lease)
    raises :class:`~celery.exceptions.Reject` with ``requeue``: back on its queue, still pending.
+   One that a limit of its type holds back (:mod:`celery_app.limits`) is parked until it may
+   start and its message acknowledged (``Ignore``): no process waits, no attempt is used.
 2. **Run** the handler with a progress reporter installed, renewing the lease from this pool
    child (:mod:`celery_app.lease`).
 3. **Record** the outcome atomically: ``completed``; ``retrying`` with the next message parked
@@ -101,6 +103,10 @@ class HandlerTask(Task):
             self._adopt(request, kwargs, delivery)
             claim = store.claim(request.id, delivery, request.hostname or "")
         if not claim.ok:
+            if claim.throttled_until_ms is not None:  # a limit of its type: parked, not held
+                logger.info("not starting %s[%s] yet: throttled", self.name, request.id)
+                store.throttle(request.id, delivery, claim.throttled_until_ms)
+                raise Ignore()
             if claim.requeue:  # may run later (paused, or an earlier execution still runs)
                 logger.info("not starting %s[%s] now: %s", self.name, request.id, claim.reason)
                 raise Reject(claim.reason, requeue=True)

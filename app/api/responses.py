@@ -58,6 +58,8 @@ class EnvelopeSchema(Schema):
     started_at = fields.String(metadata=TIMESTAMP)
     completed_at = fields.String(metadata=TIMESTAMP)
     next_retry_at = fields.String(metadata=TIMESTAMP)
+    throttled_until = fields.String(metadata={
+        **TIMESTAMP, "description": "pending, held back by a limit of its type until then"})
     file_name = fields.String()
     file_size = fields.Integer()
     content_type = fields.String()

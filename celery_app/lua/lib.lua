@@ -41,7 +41,8 @@ local SORTS = {'created', 'updated', 'priority'}
 -- Fields every transition needs to read.
 local CORE = {'id', 'state', 'type', 'priority', 'created_ms', 'delivery', 'attempts',
               'max_retries', 'progress', 'started_ms', 'dlq_id', 'error', 'worker_id',
-              'duration_ms', 'timeout', 'next_retry_at', 'queued_ms', 'callback_url'}
+              'duration_ms', 'timeout', 'next_retry_at', 'queued_ms', 'callback_url',
+              'throttled_until'}
 
 local function int(n) return string.format('%.0f', n) end
 local function task_key(id) return P .. 'task:' .. id end

@@ -7,6 +7,8 @@
 local id, lost, delivery, message = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local h = load(id)
 if not h or h.state ~= 'pending' or (h.delivery or '') ~= lost then return 0 end
+local parked = redis.call('HGET', P .. 'delayed:msg', id)  -- held back by a limit: not lost
+if parked and string.sub(parked, 1, #lost + 1) == lost .. '\n' then return 0 end
 update(id, {'delivery', delivery})
 index_move(id, h, 'pending', 'pending')
 push(id, h, delivery, message)  -- queued_ms stays: it has been waiting since then

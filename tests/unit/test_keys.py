@@ -38,6 +38,9 @@ def test_singleton_keys_have_fixed_names():
 def test_parameterised_keys_embed_their_argument():
     assert keys.idempotency("k-1") == "tq:idem:k-1"
     assert keys.batch_idempotency("k-1") == "tq:idem-batch:k-1"
+    assert keys.limits() == "tq:limits"
+    assert keys.limit_rate("email") == "tq:limit:rate:email"
+    assert keys.limit_running("email") == "tq:limit:running:email"
     assert keys.worker("celery@host") == "tq:worker:celery@host"
     assert keys.lock("promoter") == "tq:lock:promoter"
     assert keys.lease("abc") == "tq:lease:abc"
@@ -77,6 +80,9 @@ ALL_KEYS = [
     keys.dlq(),
     keys.idempotency("x"),
     keys.batch_idempotency("x"),
+    keys.limits(),
+    keys.limit_rate("t"),
+    keys.limit_running("t"),
     keys.stats(),
     keys.workers(),
     keys.worker("h"),
