@@ -48,10 +48,16 @@ def test_a_rate_of_four_per_second_is_never_exceeded_in_any_one_second_window(en
 def test_a_throttled_type_waits_pending_while_other_types_run(env):
     env.worker("a", concurrency=2)
     _limit(env, "echo", rate="1/h")
-    first, second = _batch(env, {"type": "echo"}, {"type": "echo"})
-    env.wait_state(first, "completed")
-    held = wait_for(lambda: (t := env.get(second)).get("throttled_until") and t,
-                    message="the second echo to be throttled")
+    ids = _batch(env, {"type": "echo"}, {"type": "echo"})
+
+    def one_ran_one_held() -> tuple[str, dict] | None:
+        tasks = [env.get(task_id) for task_id in ids]
+        ran = [t["id"] for t in tasks if t["state"] == "completed"]
+        held = [t for t in tasks if t.get("throttled_until")]
+        return (ran[0], held[0]) if ran and held else None
+
+    first, held = wait_for(one_ran_one_held, message="one echo to run, the other to be held")
+    second = held["id"]
     assert (held["state"], held["attempts"]) == ("pending", 0)
     assert _ms(held["throttled_until"]) - _started_ms(env, first) == 3_600_000
     (other,) = _batch(env, {"type": "sleep", "payload": {"seconds": 0}})
