@@ -3,10 +3,8 @@ set and removed at run time, enforced at claim (:mod:`celery_app.limits`). Admin
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, abort, request
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, fields, validate
 
 import handlers
 from celery_app.limits import MAX_CONCURRENCY, RATE_PATTERN
@@ -21,7 +19,8 @@ bp = Blueprint("limits", __name__, url_prefix="/admin/limits")
 
 
 class LimitSchema(Schema):
-    """``PUT /admin/limits/{type}``: either or both; ``null`` (or both absent-as-null) removes."""
+    """``PUT /admin/limits/{type}``: replaces both values; an absent or ``null`` one is no limit,
+    so ``{}`` removes the type's limits like ``DELETE``."""
 
     class Meta:
         unknown = RAISE
@@ -36,12 +35,6 @@ class LimitSchema(Schema):
         allow_none=True, validate=validate.Range(1, MAX_CONCURRENCY),
         metadata={"description": "at most this many executions at once, cluster-wide"},
     )
-
-    @validates_schema
-    def says_something(self, data: dict[str, Any], **kwargs: Any) -> None:
-        """An empty body is a mistake, not a removal (``DELETE`` removes)."""
-        if "rate" not in data and "concurrency" not in data:
-            raise ValidationError("give rate and/or concurrency (null removes one)")
 
 
 class LimitValueSchema(Schema):

@@ -109,7 +109,7 @@ def test_limits_are_set_read_and_removed_through_the_admin_api_and_audited(env):
     assert env.client.get("/admin/limits").get_json() == {"limits": {
         "echo": {"rate": "10/m", "concurrency": None},
         "sleep": {"rate": "5/h", "concurrency": 2}}}
-    for body in ({}, {"rate": "10/d"}, {"rate": "0/s"}, {"concurrency": 0},
+    for body in ({"rate": "10/d"}, {"rate": "0/s"}, {"concurrency": 0},
                  {"concurrency": 1.5}, {"concurrency": True}, {"rate": 10}, {"burst": 1}):
         response = env.client.put("/admin/limits/echo", json=body)
         assert response.status_code == 400, (body, response.get_json())
@@ -117,8 +117,10 @@ def test_limits_are_set_read_and_removed_through_the_admin_api_and_audited(env):
     assert env.client.delete("/admin/limits/nope").status_code == 404
     assert env.client.delete("/admin/limits/echo").status_code == 200
     assert list(env.client.get("/admin/limits").get_json()["limits"]) == ["sleep"]
+    assert env.client.put("/admin/limits/sleep", json={}).status_code == 200  # replaced by none
+    assert env.client.get("/admin/limits").get_json() == {"limits": {}}
 
     actions = [(e["action"], e["target"]) for e in
                env.client.get("/admin/audit").get_json()["entries"]]
     assert actions == [("limits.set", "echo"), ("limits.set", "sleep"),
-                       ("limits.delete", "echo")]
+                       ("limits.delete", "echo"), ("limits.set", "sleep")]
