@@ -1,7 +1,9 @@
 """schemathesis fuzzes a live service (real Redis, real worker, auth on) against the service's
 own /openapi.json: every operation, stateful sequences through the documented links, and all
 checks — no 5xx, every response matching its schema, nothing accepted that the document says
-must be refused, nothing served without credentials. Settings: schemathesis.toml."""
+must be refused, nothing served without credentials — plus our own ``strict_json_body``: every
+JSON response parses as strict JSON (no ``Infinity``, no lone surrogates). Settings:
+schemathesis.toml."""
 
 from __future__ import annotations
 
@@ -50,7 +52,9 @@ def test_the_service_satisfies_its_own_openapi_document(live_service):
         "--exclude-path-regex", r"^/(ws|api/v1/ws/.*|docs/.*)$",
         "--no-color",
     ]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3000)
+    hooks = str(Path(__file__).with_name("strict_json_check.py"))  # + strict JSON bodies
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3000,
+                         env={**os.environ, "SCHEMATHESIS_HOOKS": hooks})
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
     print(run.stdout[run.stdout.find("SUMMARY"):])  # counts, shown with pytest -rA
     assert "Stateful" in run.stdout and " passed" in run.stdout
