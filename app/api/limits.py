@@ -22,8 +22,6 @@ class LimitSchema(Schema):
     """``PUT /admin/limits/{type}``: replaces both values; an absent or ``null`` one is no limit,
     so ``{}`` removes the type's limits like ``DELETE``."""
 
-    OPENAPI_EXTRA = {"minProperties": 1}  # an empty body is refused (documented as such)
-
     class Meta:
         unknown = RAISE
 
