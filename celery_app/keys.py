@@ -7,7 +7,9 @@ Celery's own keys (queue lists ``critical``/``high``/``normal``/``low``, ``unack
 key                            type    TTL     written by                   read by
 =============================  ======  ======  ===========================  =====================
 ``tq:task:<id>``               hash    --      store scripts (web, worker)  GET/list, workers
-``tq:idx:<sort>:<filter>``     zset    --      store scripts                list, statistics
+``tq:idx:<sort>:<scope>``      zset    --      store scripts                list
+``tq:idx:state``               zset    --      store scripts                list, statistics
+``tq:types``                   set     --      submit script                list, retention sweep
 ``tq:delayed``                 zset    --      store scripts                promoter (worker)
 ``tq:delayed:msg``             hash    --      store scripts                promoter (worker)
 ``tq:events``                  stream  MAXLEN  store scripts, signals       WebSocket fan-out
@@ -15,7 +17,6 @@ key                            type    TTL     written by                   read
 ``tq:idem:<key>``              string  24 h    submit script                submit script
 ``tq:idem-batch:<key>``        string  24 h    batch submit (web)           batch submit (web)
 ``tq:stats``                   hash    --      store scripts                statistics
-``tq:final``                   zset    --      store scripts                retention sweep
 ``tq:workers``                 zset    --      worker heartbeat             admin, reaper
 ``tq:worker:<hostname>``       hash    3 hb    worker heartbeat             admin, reaper
 ``tq:lock:<name>``             string  PX      lock holders (worker)        lock holders
@@ -39,11 +40,26 @@ worker delivers it, by when that worker's lease runs out; ``tq:webhook:<delivery
 job (task id, event, URL, attempts, lease token, envelope snapshot). ``<delivery>`` is the
 ``X-Taskqueue-Delivery`` value, ``<final event id>:<task id>``.
 
-Index zsets (``tq:idx:<sort>:<filter>``): ``sort`` is ``created``, ``updated`` or ``priority``
-(score = priority × 10¹³ + created ms); ``filter`` is ``all``, ``state:<state>``,
-``status:<status>`` or ``type:<type>``. Each task sits in 4 filters × 3 sorts; ties on a score
-order by id, so pages are stable. The Lua scripts build the same names from :data:`PREFIX`
-(one Redis, not Cluster — as for Celery's Redis transport).
+Indexes: each task has six entries, and a transition moves two (one ``ZADD`` each).
+
+==============================  ==============================================  ==============
+zset                            score                                           changes
+==============================  ==============================================  ==============
+``tq:idx:created:all``          created ms                                      never
+``tq:idx:priority:all``         priority × 10¹³ + created ms                    never
+``tq:idx:created:type:<t>``     created ms                                      never
+``tq:idx:priority:type:<t>``    priority × 10¹³ + created ms                    never
+``tq:idx:state``                rank(state) × 2⁴⁶ + priority × 10¹³ + created   every transition
+``tq:idx:updated:type:<t>``     rank(state) × 2⁴² + updated ms                  every transition
+==============================  ==============================================  ==============
+
+A state (:data:`STATE_RANK`, ordered so that each status's states are adjacent) is a contiguous
+score range of the two compound indexes, and in ``tq:idx:state`` so is a state with one
+priority: a filter is a range, a count a ``ZCOUNT``, and combined filters a merge of ranges
+(``lua/list.lua``). Final tasks are aged for retention by their updated score (their last
+transition). Every score stays below 2⁵³, exact in a double. Ties on a score order by id, so
+pages are stable. The Lua scripts build the same names from :data:`PREFIX` (one Redis, not
+Cluster — as for Celery's Redis transport).
 
 ``tq:idem:<key>`` holds ``<SHA-256 of the request>:<task id>``: a repeat of the key with another
 request is refused (422) instead of answered with the first task.
@@ -53,6 +69,12 @@ from __future__ import annotations
 
 PREFIX = "tq:"
 SORTS = ("created", "updated", "priority")
+#: Position of each state in the compound indexes (``lua/lib.lua`` has the same table).
+STATE_RANK = {"pending": 0, "scheduled": 1, "retrying": 2, "running": 3, "completed": 4,
+              "failed": 5, "dead_letter": 6, "cancelled": 7}
+#: Score width of one state in ``tq:idx:state`` (2⁴⁶) and in ``tq:idx:updated:type:<t>`` (2⁴²).
+STATE_UNIT = 2**46
+UPDATED_UNIT = 2**42
 #: Suffixes of the lists kombu keeps prioritised messages in (never used here, but counted).
 KOMBU_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
@@ -63,8 +85,23 @@ def task(task_id: str) -> str:
 
 
 def index(sort: str, filter_: str = "all") -> str:
-    """One listing index; ``filter_`` is ``all`` or ``<dimension>:<value>``."""
+    """One listing index by ``sort``; ``filter_`` is ``all`` or ``type:<type>``."""
     return f"{PREFIX}idx:{sort}:{filter_}"
+
+
+def state_index() -> str:
+    """Every task by state, priority and creation (compound score, see the table above)."""
+    return f"{PREFIX}idx:state"
+
+
+def updated_index(task_type: str) -> str:
+    """Tasks of one type by state and last update (compound score)."""
+    return index("updated", f"type:{task_type}")
+
+
+def types() -> str:
+    """Every task type that was ever stored (the per-type indexes to read)."""
+    return f"{PREFIX}types"
 
 
 def delayed() -> str:
@@ -117,11 +154,6 @@ def limit_running(task_type: str) -> str:
 def stats() -> str:
     """Cluster-wide counters (durations, outcomes)."""
     return f"{PREFIX}stats"
-
-
-def final() -> str:
-    """Tasks in a final state, scored by when they got there (ms): the retention sweep's list."""
-    return f"{PREFIX}final"
 
 
 def workers() -> str:

@@ -1,22 +1,44 @@
 """Listing and statistics: pages of tasks, counts, and what waits in each Celery queue.
 
 Reads only; the indexes are written by the transition scripts (``lua/lib.lua`` holds the
-index rules). A page is O(log n + page size) whatever the number of stored tasks; statistics
-are a fixed number of commands in one round trip.
+index rules, ``lua/list.lua`` the paging). A page over any one filter, or state/status with
+priority, is O(log n + page size) whatever the number of stored tasks; statistics are a fixed
+number of commands in one round trip.
 
-Keys (:mod:`celery_app.keys`): the ``tq:idx:<sort>:<filter>`` sorted sets, ``tq:stats``
-(processing-time sums), the envelopes ``tq:task:<id>``, and kombu's queue lists (counted,
+Keys (:mod:`celery_app.keys`): the ``tq:idx:*`` sorted sets and ``tq:types``, ``tq:stats``
+(processing-time sum), the envelopes ``tq:task:<id>``, and kombu's queue lists (counted,
 never written).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from . import keys, model
 from .store import Store
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a listing is restricted to; every field given must hold (``None``: any)."""
+
+    state: str | None = None
+    status: str | None = None
+    type: str | None = None
+    priority: str | None = None
+
+    def ranks(self) -> list[int]:
+        """The states' positions in the compound indexes; ``[]`` for every state. A state
+        outside the given status matches nothing (``[-1]``: no such rank)."""
+        states = [s for s in model.STATES
+                  if (self.state is None or s == self.state)
+                  and (self.status is None or model.STATUS_OF_STATE[s] == self.status)]
+        if self.state is None and self.status is None:
+            return []
+        return sorted(keys.STATE_RANK[s] for s in states) or [-1]
 
 
 class Listing:
@@ -27,27 +49,43 @@ class Listing:
         self.redis: redis.Redis = store.redis
 
     def page(
-        self, *, filter_: str, sort: str, descending: bool, page: int, page_size: int
+        self,
+        *,
+        filters: Filters,
+        sort: str,
+        descending: bool,
+        page: int,
+        page_size: int,
     ) -> tuple[list[dict[str, Any]], int]:
-        """One page of envelopes from an index, and the index's size: O(log n + page).
+        """One page of envelopes matching every filter, and how many match.
 
-        ``filter_`` is ``all`` or ``<dimension>:<value>``; ``sort`` one of
-        :data:`keys.SORTS`; ``page`` counts from 1.
+        ``sort`` is one of :data:`keys.SORTS`; ``page`` counts from 1. Two round trips (the
+        ``list`` script, then the envelopes). A single filter, state or status with priority,
+        and type or state/status with the updated sort are index ranges: O(log n + page)
+        whatever the number of stored tasks. Type with a state/status (created or priority
+        sort) and priority with the updated sort read the smaller side whole.
         """
-        key = keys.index(sort, filter_)
-        start = (page - 1) * page_size
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zcard(key)
-        pipe.zrange(key, start, start + page_size - 1, desc=descending)
-        total, ids = pipe.execute()
+        answer = self.store.scripts.run(
+            "list", [keys.state_index()], sort, "1" if descending else "0",
+            (page - 1) * page_size, page_size, " ".join(map(str, filters.ranks())),
+            "" if filters.priority is None else model.PRIORITIES[filters.priority],
+            filters.type or "",
+        )
+        total, ids = int(answer[0]), answer[1:]
         return (self.store.get_many(ids) if ids else []), total
+
+    def count(self, state: str) -> int:
+        """Tasks in ``state`` (one ``ZCOUNT``)."""
+        base = keys.STATE_RANK[state] * keys.STATE_UNIT
+        return int(self.redis.zcount(keys.state_index(), base, base + keys.STATE_UNIT - 1))
 
     def statistics(self) -> dict[str, Any]:
         """Counts by state and status over all stored tasks, success rate and mean processing
         time — a fixed number of Redis commands in one round trip, whatever the task count."""
         pipe = self.redis.pipeline(transaction=False)
         for state in model.STATES:
-            pipe.zcard(keys.index("created", f"state:{state}"))
+            base = keys.STATE_RANK[state] * keys.STATE_UNIT
+            pipe.zcount(keys.state_index(), base, base + keys.STATE_UNIT - 1)
         pipe.hget(keys.stats(), "duration_ms_sum")
         *counts, duration_sum = pipe.execute()
         by_state = dict(zip(model.STATES, counts, strict=True))

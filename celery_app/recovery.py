@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 SCAN_BATCH = 500
 #: Pending tasks examined (and at most re-published) per round.
 REPUBLISH_BATCH = 500
-_PENDING_BY_UPDATE = keys.index("updated", f"state:{model.PENDING}")
 _LISTS = tuple(name for queue in model.QUEUES for name in keys.queue_lists(queue))
 
 
@@ -99,7 +98,7 @@ class LostMessages:
         if self._round is None:
             started = store.now_ms()
             cutoff = started - self.grace_ms
-            if not store.redis.zrangebyscore(_PENDING_BY_UPDATE, "-inf", cutoff, start=0, num=1):
+            if not store.last_updated_before((model.PENDING,), cutoff, 1):
                 self._suspects.clear()
                 return []
             self._round = _Round(started)
@@ -110,12 +109,8 @@ class LostMessages:
 
     def _conclude(self, store: Store, finished: _Round) -> list[str]:
         """Flag tasks whose message is nowhere; re-publish those flagged long enough ago."""
-        ids = store.redis.zrangebyscore(
-            _PENDING_BY_UPDATE,
-            "-inf",
-            finished.started_ms - self.grace_ms,
-            start=0,
-            num=REPUBLISH_BATCH,
+        ids = store.last_updated_before(
+            (model.PENDING,), finished.started_ms - self.grace_ms, REPUBLISH_BATCH
         )
         pipe = store.redis.pipeline(transaction=False)
         for task_id in ids:

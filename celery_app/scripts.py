@@ -34,6 +34,7 @@ from . import keys
 #: Every script under ``lua/`` besides ``lib.lua``.
 NAMES = (
     "submit",
+    "list",
     "claim",
     "progress",
     "finish",

@@ -7,7 +7,7 @@ transition is allowed, writes the envelope, moves its index entries, appends the
 nothing. The envelope is the truth; events only notify.
 
 Keys (:mod:`celery_app.keys`): ``tq:task:<id>`` (the envelope), the ``tq:idx:*`` indexes,
-``tq:delayed`` and ``tq:delayed:msg`` (held messages), ``tq:final`` (retention),
+``tq:delayed`` and ``tq:delayed:msg`` (held messages), ``tq:types``,
 ``tq:idem:<key>``, plus the event stream, the DLQ stream and the counters the scripts update.
 The dead-letter queue is :mod:`celery_app.dlq`; listing and statistics are
 :mod:`celery_app.listing`.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -317,7 +318,27 @@ class Store:
     def expired(self, retention_seconds: float, limit: int = 500) -> list[str]:
         """Final-state tasks older than the retention period on Redis's clock, oldest first."""
         cutoff = self.now_ms() - int(retention_seconds * 1000)
-        return self.redis.zrangebyscore(keys.final(), "-inf", cutoff, start=0, num=limit)
+        return self.last_updated_before(model.FINAL_STATES, cutoff, limit)
+
+    def last_updated_before(self, states: Iterable[str], cutoff_ms: int,
+                            limit: int) -> list[str]:
+        """Tasks in one of ``states`` whose last transition was at or before ``cutoff_ms``
+        (Redis clock), oldest first, at most ``limit``: ranges of the per-type updated indexes,
+        O(types × states × log n + limit)."""
+        states = tuple(states)
+        task_types = sorted(self.redis.smembers(keys.types()))
+        pipe = self.redis.pipeline(transaction=False)
+        for task_type in task_types:
+            for state in states:
+                base = keys.STATE_RANK[state] * keys.UPDATED_UNIT
+                pipe.zrangebyscore(keys.updated_index(task_type), base, base + cutoff_ms,
+                                   start=0, num=limit, withscores=True)
+        found: list[tuple[float, str]] = []
+        ranges = pipe.execute() if task_types else []
+        for state, entries in zip(states * len(task_types), ranges, strict=True):
+            base = keys.STATE_RANK[state] * keys.UPDATED_UNIT
+            found += [(score - base, task_id) for task_id, score in entries]
+        return [task_id for _, task_id in sorted(found)[:limit]]
 
     def requeue(self, task_id: str, allowed: frozenset[str], *, reset: bool,
                 audit: Audit | None = None) -> dict[str, Any]:
@@ -339,7 +360,8 @@ class Store:
 
     def running_by_worker(self) -> dict[str, list[tuple[str, str, int]]]:
         """Running tasks by the worker that claimed them: worker → [(id, delivery, started ms)]."""
-        ids = self.redis.zrange(keys.index("created", f"state:{model.RUNNING}"), 0, -1)
+        base = keys.STATE_RANK[model.RUNNING] * keys.STATE_UNIT
+        ids = self.redis.zrangebyscore(keys.state_index(), base, base + keys.STATE_UNIT - 1)
         pipe = self.redis.pipeline(transaction=False)
         for task_id in ids:
             pipe.hmget(keys.task(task_id), "worker_id", "delivery", "started_ms")

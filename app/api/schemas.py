@@ -210,7 +210,7 @@ class PatchSchema(Schema):
             raise ValidationError("must not be null", "result")
 
 
-LIST_FILTERS = ("state", "status", "type")
+LIST_FILTERS = ("state", "status", "type", "priority")
 SORT_KEYS = {"created_at": "created", "updated_at": "updated", "priority": "priority"}
 
 
@@ -225,20 +225,17 @@ class ListQuerySchema(Schema):
     state = fields.String(validate=validate.OneOf(model.STATES))
     status = fields.String(validate=validate.OneOf(model.STATUSES))
     type = task_type()
+    priority = Priority()
     sort_by = fields.String(validate=validate.OneOf(tuple(SORT_KEYS)), load_default="created_at")
     order = fields.String(validate=validate.OneOf(("asc", "desc")), load_default="desc")
 
-    @validates_schema
-    def one_filter(self, data: dict[str, Any], **kwargs: Any) -> None:
-        """Each listing reads one index; combined filters would need a scan."""
-        given = [name for name in LIST_FILTERS if name in data]
-        if len(given) > 1:
-            raise ValidationError(f"filter by at most one of state, status, type (got {given})")
-
     @post_load
     def index(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Name the index to read: ``all`` or ``<dimension>:<value>``."""
-        data["filter"] = next((f"{n}:{data[n]}" for n in LIST_FILTERS if n in data), "all")
+        """The filters (all must hold; a state outside the given status matches nothing), as
+        ``filters`` and named in ``filter`` (``all`` or ``state:running,type:echo``)."""
+        given = {name: data[name] for name in LIST_FILTERS if name in data}
+        data["filters"] = given
+        data["filter"] = ",".join(f"{n}:{v}" for n, v in given.items()) or "all"
         data["sort"] = SORT_KEYS[data["sort_by"]]
         return data
 

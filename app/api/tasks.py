@@ -8,6 +8,7 @@ from flask import Blueprint, request
 
 from celery_app import model
 from celery_app.batch import submit_batch
+from celery_app.listing import Filters
 from celery_app.store import NewTask
 from celery_app.uploads import remove_task_files
 
@@ -144,13 +145,14 @@ def retry(task_id: str):
 @bp.get("")
 @document(summary="Queue depths and a page of tasks", tags=("tasks",), query=ListQuerySchema,
           responses={200: TaskPageSchema},
-          description="Filter by at most one of `state`, `status`, `type` (400 otherwise).")
+          description="Filters combine: every one given must hold (`state`, `status`, `type`, "
+                      "`priority`; a state outside the given status matches nothing).")
 def listing():
-    """Queue depths, and one page of tasks from one index."""
+    """Queue depths, and one page of the tasks every given filter matches."""
     query = list_schema.load(request.args.to_dict())
     depths = task_listing().queue_depths()
     tasks, total = task_listing().page(
-        filter_=query["filter"],
+        filters=Filters(**query["filters"]),
         sort=query["sort"],
         descending=query["order"] == "desc",
         page=query["page"],

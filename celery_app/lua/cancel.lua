@@ -11,7 +11,6 @@ audit(ARGV[6], {from = old})
 unpark(id)
 update(id, {'state', 'cancelled', 'next_retry_at', false})
 index_move(id, h, old, 'cancelled')
-mark_final(id)
 emit('task.cancelled', id, h)
 count_outcome(h, 'cancelled')
 return {'ok', envelope(id)}

@@ -25,7 +25,6 @@ if outcome == 'completed' then
               'completed_at', NOW_ISO, 'duration_ms', int(elapsed), 'error', false}, h)
   index_move(id, h, 'running', 'completed')
   count_processing(elapsed)
-  mark_final(id)
   emit('task.completed', id, h, {duration_ms = elapsed})
   release()
   return {'ok', 'completed', elapsed}
@@ -44,7 +43,6 @@ else
   update(id, {'state', 'dead_letter', 'error', detail, 'completed_at', NOW_ISO, 'dlq_id', dlq_id},
          h)
   index_move(id, h, 'running', 'dead_letter')
-  mark_final(id)
   emit('task.dead_letter', id, h, {error = detail, reason = ARGV[12]})
 end
 release()

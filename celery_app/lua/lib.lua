@@ -37,7 +37,6 @@ local STATUS = {pending = 'pending', scheduled = 'pending', retrying = 'pending'
                 dead_letter = 'failed', cancelled = 'cancelled'}
 local PRIORITY = {low = 0, normal = 1, high = 2, critical = 3}
 local FINAL = {completed = true, failed = true, dead_letter = true, cancelled = true}
-local SORTS = {'created', 'updated', 'priority'}
 -- Fields every transition needs to read.
 local CORE = {'id', 'state', 'type', 'priority', 'created_ms', 'delivery', 'attempts',
               'max_retries', 'progress', 'started_ms', 'dlq_id', 'error', 'worker_id',
@@ -56,44 +55,51 @@ local function load(id)
   return h
 end
 
-local function score(sort, h)
-  local created = tonumber(h.created_ms)
-  if sort == 'created' then return created end
-  if sort == 'updated' then return NOW_MS end
-  return PRIORITY[h.priority] * 1e13 + created
-end
+-- Indexes (celery_app/keys.py has the table). Static ones are written at submit and removed at
+-- purge: created and priority order, overall and per type. Two compound ones move with every
+-- transition, one ZADD each:
+--   tq:idx:state                 score = rank(state) * 2^46 + priority * 1e13 + created_ms
+--   tq:idx:updated:type:<type>   score = rank(state) * 2^42 + updated_ms
+-- A state (and, in tq:idx:state, a state and priority) is a contiguous score range, so a
+-- filter is a range and a count is a ZCOUNT; every score stays below 2^53 (exact in a double).
+local RANK = {pending = 0, scheduled = 1, retrying = 2, running = 3, completed = 4, failed = 5,
+              dead_letter = 6, cancelled = 7}
+local STATE_UNIT = 70368744177664   -- 2^46
+local UPDATED_UNIT = 4398046511104  -- 2^42
+local PRIORITY_UNIT = 1e13
 
-local function index_put(id, h, filter)
-  for _, sort in ipairs(SORTS) do redis.call('ZADD', idx(sort, filter), int(score(sort, h)), id) end
-end
+local function created_score(h) return tonumber(h.created_ms) end
+local function priority_score(h) return PRIORITY[h.priority] * PRIORITY_UNIT + tonumber(h.created_ms) end
+local function state_score(h) return RANK[h.state] * STATE_UNIT + priority_score(h) end
+local function updated_score(h) return RANK[h.state] * UPDATED_UNIT + NOW_MS end
+local function state_idx() return P .. 'idx:state' end
+local function updated_idx(task_type) return idx('updated', 'type:' .. task_type) end
 
-local function index_drop(id, filter)
-  for _, sort in ipairs(SORTS) do redis.call('ZREM', idx(sort, filter), id) end
-end
-
--- Index a new task in all four filters.
+-- Index a new task (its state set in h).
 local function index_add(id, h)
-  for _, f in ipairs({'all', 'state:' .. h.state, 'status:' .. STATUS[h.state], 'type:' .. h.type}) do
-    index_put(id, h, f)
-  end
+  redis.call('ZADD', idx('created', 'all'), int(created_score(h)), id)
+  redis.call('ZADD', idx('priority', 'all'), int(priority_score(h)), id)
+  redis.call('ZADD', idx('created', 'type:' .. h.type), int(created_score(h)), id)
+  redis.call('ZADD', idx('priority', 'type:' .. h.type), int(priority_score(h)), id)
+  redis.call('ZADD', state_idx(), int(state_score(h)), id)
+  redis.call('ZADD', updated_idx(h.type), int(updated_score(h)), id)
+  redis.call('SADD', P .. 'types', h.type)
 end
 
 local function index_remove(id, h)
-  for _, f in ipairs({'all', 'state:' .. h.state, 'status:' .. STATUS[h.state], 'type:' .. h.type}) do
-    index_drop(id, f)
-  end
+  redis.call('ZREM', idx('created', 'all'), id)
+  redis.call('ZREM', idx('priority', 'all'), id)
+  redis.call('ZREM', idx('created', 'type:' .. h.type), id)
+  redis.call('ZREM', idx('priority', 'type:' .. h.type), id)
+  redis.call('ZREM', state_idx(), id)
+  redis.call('ZREM', updated_idx(h.type), id)
 end
 
--- Move a task between state/status filters and refresh its updated score everywhere.
+-- A transition: the task's state (its range in both compound indexes) and its updated time.
 local function index_move(id, h, old, new)
   h.state = new
-  if old ~= new then index_drop(id, 'state:' .. old) end
-  index_put(id, h, 'state:' .. new)
-  if STATUS[old] ~= STATUS[new] then index_drop(id, 'status:' .. STATUS[old]) end
-  index_put(id, h, 'status:' .. STATUS[new])
-  for _, f in ipairs({'all', 'type:' .. h.type}) do
-    redis.call('ZADD', idx('updated', f), int(NOW_MS), id)
-  end
+  if old ~= new then redis.call('ZADD', state_idx(), int(state_score(h)), id) end
+  redis.call('ZADD', updated_idx(h.type), int(updated_score(h)), id)
 end
 
 -- Queue the completion webhook of a task that just reached a final state (celery_app/webhooks.py
@@ -163,9 +169,8 @@ end
 
 local function envelope(id) return redis.call('HGETALL', task_key(id)) end
 
--- Final states are kept for TASK_RETENTION_SECONDS: tq:final scores each by when it ended.
-local function mark_final(id) redis.call('ZADD', P .. 'final', int(NOW_MS), id) end
-local function unmark_final(id) redis.call('ZREM', P .. 'final', id) end
+-- Final states are kept for TASK_RETENTION_SECONDS: the retention sweep reads when each ended
+-- from its updated index (a final task's last transition), so nothing else is written.
 
 -- Processing time of completed tasks, for statistics; purging a task takes its share back.
 -- The envelope's own duration_ms is written by the caller's update (one HSET). The number of

@@ -49,11 +49,9 @@ if new == 'running' and old ~= 'running' then emit('task.started', id, h) end
 if progress ~= '' and new ~= 'completed' then emit('task.progress', id, h, extra) end
 if new == 'completed' and old ~= 'completed' then
   count_processing(elapsed)
-  mark_final(id)
   emit('task.completed', id, h)
   count_outcome(h, 'completed')
 elseif new == 'failed' and old ~= 'failed' then
-  mark_final(id)
   emit('task.failed', id, h, {error = message ~= '' and message or (h.error or 'failed')})
   count_outcome(h, 'failed')
 elseif progress == '' and new == old then

@@ -13,6 +13,5 @@ if h.dlq_id then redis.call('XDEL', P .. 'dlq', h.dlq_id) end
 if h.duration_ms then
   redis.call('HINCRBY', P .. 'stats', 'duration_ms_sum', 0 - tonumber(h.duration_ms))
 end
-unmark_final(id)
 redis.call('DEL', task_key(id))
 return {'ok', before}

@@ -29,7 +29,6 @@ if h.duration_ms then  -- it is no longer a completed task
   redis.call('HINCRBY', P .. 'stats', 'duration_ms_sum', 0 - tonumber(h.duration_ms))
   table.insert(changes, 'duration_ms'); table.insert(changes, false)
 end
-unmark_final(id)
 update(id, changes)
 index_move(id, h, old, 'pending')
 push(id, h, delivery, message)

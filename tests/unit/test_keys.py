@@ -70,8 +70,25 @@ def test_queue_lists_start_with_the_plain_queue_name(queue):
     assert len(set(lists)) == 4
 
 
+def test_compound_and_type_keys_are_pinned():
+    assert keys.state_index() == "tq:idx:state"
+    assert keys.updated_index("echo") == "tq:idx:updated:type:echo"
+    assert keys.types() == "tq:types"
+    assert keys.metrics("executions") == "tq:metrics:executions"
+
+
+def test_each_status_is_a_contiguous_run_of_state_ranks():
+    for status in model.STATUSES:
+        ranks = sorted(keys.STATE_RANK[s] for s, st in model.STATUS_OF_STATE.items()
+                       if st == status)
+        assert ranks == list(range(ranks[0], ranks[-1] + 1))
+
+
 ALL_KEYS = [
     keys.task("x"),
+    keys.state_index(),
+    keys.updated_index("x"),
+    keys.types(),
     keys.index("created"),
     keys.index("priority", "status:failed"),
     keys.delayed(),

@@ -263,17 +263,20 @@ def test_invalid_list_query_is_rejected_naming_the_parameter(params, field):
 
 
 @pytest.mark.parametrize(
-    "params",
+    ("params", "expected"),
     [
-        {"state": "running", "type": "echo"},
-        {"state": "running", "status": "processing"},
-        {"status": "pending", "type": "echo"},
-        {"state": "pending", "status": "pending", "type": "echo"},
+        ({"state": "running", "type": "echo"}, "state:running,type:echo"),
+        ({"state": "running", "status": "processing"}, "state:running,status:processing"),
+        ({"status": "pending", "type": "echo"}, "status:pending,type:echo"),
+        ({"state": "pending", "status": "pending", "type": "echo"},
+         "state:pending,status:pending,type:echo"),
+        ({"status": "failed", "priority": "2"}, "status:failed,priority:high"),
     ],
 )
-def test_two_filters_at_once_are_rejected(params):
-    errors = query_errors(**params)
-    assert "at most one" in str(errors)
+def test_filters_combine(params, expected):
+    data = query(**params)
+    assert data["filter"] == expected
+    assert data["filters"] == dict(item.split(":") for item in expected.split(","))
 
 
 # -- JSON bodies --------------------------------------------------------------------------------
