@@ -28,6 +28,7 @@ from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMet
 from celery_app.metrics import (
     DURATION_BUCKETS,
     WAIT_BUCKETS,
+    fold_events,
     oldest_waiting_seconds,
     read_counters,
 )
@@ -51,6 +52,7 @@ class ClusterCollector:
 
     def collect(self) -> Iterator[Metric]:
         runtime = self._runtime()
+        fold_events(runtime.scripts)
         counters = read_counters(runtime.redis)
         yield _counter("taskqueue_tasks_submitted", "Tasks submitted",
                        ["type", "priority"], counters["submitted"])

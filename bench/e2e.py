@@ -308,7 +308,7 @@ def median_phase(phases: list[Phase]) -> Phase:
 
 def _top(commands: Counter[str], tasks: int) -> str:
     return ", ".join(
-        f"{name.upper()} {count / tasks:.1f}" for name, count in commands.most_common(6)
+        f"{name.upper()} {count / tasks:.1f}" for name, count in commands.most_common(12)
     )
 
 

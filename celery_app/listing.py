@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from . import keys, model
+from .metrics import fold_events
 from .store import Store
 
 
@@ -81,7 +82,9 @@ class Listing:
 
     def statistics(self) -> dict[str, Any]:
         """Counts by state and status over all stored tasks, success rate and mean processing
-        time — a fixed number of Redis commands in one round trip, whatever the task count."""
+        time — a fixed number of Redis commands in one round trip, whatever the task count
+        (after folding the events since the last fold into the processing-time sum)."""
+        fold_events(self.store.scripts)
         pipe = self.redis.pipeline(transaction=False)
         for state in model.STATES:
             base = keys.STATE_RANK[state] * keys.STATE_UNIT

@@ -32,6 +32,7 @@ from redis.exceptions import LockError
 from . import keys
 from .errors import InvalidState, TaskNotFound
 from .listing import Listing
+from .metrics import fold_events
 from .recovery import LostMessages
 from .settings import Settings
 from .store import Store
@@ -142,6 +143,7 @@ class Maintenance(bootsteps.StartStopStep):
                 return
             store = consumer.app.runtime.store
             store.promote_due()
+            fold_events(store.scripts)  # metrics per batch, a quarter second behind at most
             now = time.monotonic()
             if now - self._last_depth_check >= QUEUE_DEPTH_INTERVAL_SECONDS:
                 self._last_depth_check = now

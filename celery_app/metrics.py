@@ -4,17 +4,24 @@
 hash                      field → value                               written by
 ========================  ==========================================  =========================
 ``tq:metrics:submitted``  ``type\\tpriority`` → n                      submit
-``tq:metrics:executions`` ``type\\tending\\tbucket`` → n                 finish (worker)
-``tq:metrics:duration``   ``type\\tsum`` → seconds                      finish (worker)
+``tq:metrics:executions`` ``type\\tending\\tbucket`` → n                 fold (events)
+``tq:metrics:duration``   ``type\\tsum`` → seconds                      fold (events)
 ``tq:metrics:completed``  ``type\\tstatus`` → n                         cancel, PATCH
-``tq:metrics:queue_wait`` ``type\\tpriority\\tbucket`` → n,            claim (worker)
+``tq:metrics:queue_wait`` ``type\\tpriority\\tbucket`` → n,            fold (events)
                           ``type\\tpriority\\tsum`` → seconds
 ``tq:metrics:webhooks``   webhook outcome → n                         webhook_record
+``tq:metrics:cursor``     (string) the last event folded               fold
 ========================  ==========================================  =========================
 
+Nothing is counted per execution by the worker's transitions: their events (``task.started``
+with ``queue_wait_ms``, ``task.completed`` and ``task.failed`` with ``duration_ms``) are folded
+into the counters in batches by :func:`fold_events` — at every scrape and statistics request
+(so what is read is exact) and on the maintenance tick (so the stream's cap never drops an
+unfolded event in practice).
+
 An execution's ``ending`` is ``completed``, ``retrying`` or ``dead_letter``; its ``bucket`` the
-index of :data:`DURATION_BUCKETS` it falls in (``len + 1`` = +Inf). One ``HINCRBY`` per
-execution thus feeds both the outcome counter and the histogram; :func:`read_counters` folds
+index of :data:`DURATION_BUCKETS` it falls in (``len + 1`` = +Inf). One count per (type,
+ending, bucket) thus feeds both the outcome counter and the histogram; :func:`read_counters` folds
 them back into the series ``/metrics`` exposes — executions that ended ``retrying`` are the
 retries. The queue wait is the time from being queued (submit, due-time release, requeue; the
 task's ``queued_ms``) to the claim, on Redis's clock, with :data:`WAIT_BUCKETS`. Labels are
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
 import redis
 
@@ -42,6 +50,25 @@ FINAL_ENDINGS = ("completed", "dead_letter")
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600)
 _HASHES = ("submitted", "executions", "duration", "completed", "queue_wait", "webhooks",
            "throttled")
+
+
+#: Events folded per script call (bounds how long one call blocks Redis).
+FOLD_BATCH = 1000
+
+
+def fold_events(scripts: Any) -> int:
+    """Fold every event appended since the last fold into the counters (``lua/fold_metrics.lua``,
+    batches of :data:`FOLD_BATCH`); returns the events read. Called before counters are read,
+    and by the maintenance tick, so counts are exact when read and never lag far."""
+    total = 0
+    while True:
+        try:
+            read = int(scripts.run("fold_metrics", [keys.events()], FOLD_BATCH))
+        except redis.ResponseError:  # refusing writes (READONLY, OOM…): read what is folded
+            return total
+        total += read
+        if read < FOLD_BATCH:
+            return total
 
 
 def read_counters(client: redis.Redis) -> dict[str, dict[str, str]]:

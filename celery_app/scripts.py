@@ -35,6 +35,7 @@ from . import keys
 NAMES = (
     "submit",
     "list",
+    "fold_metrics",
     "claim",
     "progress",
     "finish",

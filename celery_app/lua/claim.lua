@@ -72,7 +72,7 @@ update(id, {'state', 'running', 'attempts', h.attempts, 'started_at', NOW_ISO,
             'started_ms', int(NOW_MS), 'worker_id', worker, 'next_retry_at', false,
             'throttled_until', false}, h)
 index_move(id, h, 'pending', 'running')
-observe_queue_wait(h, math.max(0, NOW_MS - tonumber(h.queued_ms or h.created_ms)))
+local waited = math.max(0, NOW_MS - tonumber(h.queued_ms or h.created_ms))
 redis.call('SET', lease, delivery, 'PX', lease_ms)
-emit('task.started', id, h, {worker_id = worker})
+emit('task.started', id, h, {worker_id = worker, queue_wait_ms = waited})
 return {'ok', h.attempts, h.max_retries, h.timeout, h.priority, h.type}

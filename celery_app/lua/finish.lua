@@ -18,13 +18,11 @@ if not h then release(); return {'stale', 'missing'} end
 if h.state ~= 'running' or (h.delivery or '') ~= delivery then release(); return {'stale', h.state} end
 
 local elapsed = NOW_MS - tonumber(h.started_ms or NOW_MS)
-observe_execution(h, outcome, elapsed)
 if outcome == 'completed' then
   h.progress = '100'
   update(id, {'state', 'completed', 'result', detail, 'progress', '100',
               'completed_at', NOW_ISO, 'duration_ms', int(elapsed), 'error', false}, h)
   index_move(id, h, 'running', 'completed')
-  count_processing(elapsed)
   emit('task.completed', id, h, {duration_ms = elapsed})
   release()
   return {'ok', 'completed', elapsed}

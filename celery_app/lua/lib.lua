@@ -174,7 +174,9 @@ local function envelope(id) return redis.call('HGETALL', task_key(id)) end
 
 -- Processing time of completed tasks, for statistics; purging a task takes its share back.
 -- The envelope's own duration_ms is written by the caller's update (one HSET). The number of
--- completed tasks is the completed index's size, so only the sum is kept.
+-- completed tasks is the completed index's size, so only the sum is kept. A worker's completions
+-- are added by the metrics fold (their task.completed event carries duration_ms); PATCH adds
+-- its own here.
 local function count_processing(elapsed_ms)
   redis.call('HINCRBY', P .. 'stats', 'duration_ms_sum', int(elapsed_ms))
 end
@@ -191,32 +193,16 @@ local function count_outcome(h, status)
   redis.call('HINCRBY', P .. 'metrics:completed', h.type .. '\t' .. status, 1)
 end
 
--- How one execution ended (completed, retrying or dead_letter) and how long it took: a count
--- per type, ending and duration bucket (index into BUCKETS, #BUCKETS+1 = +Inf) — one HINCRBY
--- feeds both the outcome counter and the histogram — and the type's duration sum.
--- Time from being queued (submit, due-time release, requeue) to the start of an execution:
--- WAIT_BUCKETS as BUCKETS, per type and priority; celery_app/metrics.py holds the same list.
+-- Executions (their duration, ending and queue wait) are not counted here but folded from the
+-- event stream in batches (lua/fold_metrics.lua): the task.started, task.completed,
+-- task.failed events a worker's transition appends carry what the histograms need.
 local WAIT_BUCKETS = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600}
 
-local function observe_queue_wait(h, waited_ms)
-  local seconds = waited_ms / 1000
-  local bucket = #WAIT_BUCKETS + 1
-  for i, bound in ipairs(WAIT_BUCKETS) do
-    if seconds <= bound then bucket = i; break end
+local function bucket_of(bounds, seconds)
+  for i, bound in ipairs(bounds) do
+    if seconds <= bound then return i end
   end
-  local label = h.type .. '\t' .. h.priority
-  redis.call('HINCRBY', P .. 'metrics:queue_wait', label .. '\t' .. bucket, 1)
-  redis.call('HINCRBYFLOAT', P .. 'metrics:queue_wait', label .. '\tsum', seconds)
-end
-
-local function observe_execution(h, ending, elapsed_ms)
-  local seconds = elapsed_ms / 1000
-  local bucket = #BUCKETS + 1
-  for i, bound in ipairs(BUCKETS) do
-    if seconds <= bound then bucket = i; break end
-  end
-  redis.call('HINCRBY', P .. 'metrics:executions', h.type .. '\t' .. ending .. '\t' .. bucket, 1)
-  redis.call('HINCRBYFLOAT', P .. 'metrics:duration', h.type .. '\tsum', seconds)
+  return #bounds + 1
 end
 
 -- The audit entry of the change a script makes (celery_app/audit.py): `raw` is '' (not audited)
