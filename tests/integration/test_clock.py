@@ -76,7 +76,9 @@ def test_worker_an_hour_ahead_neither_releases_early_nor_purges_recent_tasks(env
     )
     old = env.submit(type="echo", payload={"n": 2})
     env.wait_state(old["id"], "completed")
-    env.redis.zadd("tq:final", {old["id"]: _ms(env.get(old["id"])["completed_at"]) - 7.2e6})
+    # retention reads when a final task ended from its updated index: rank(completed) × 2^42 + ms
+    ended = _ms(env.get(old["id"])["completed_at"]) - 7.2e6
+    env.redis.zadd("tq:idx:updated:type:echo", {old["id"]: 4 * 2**42 + ended})
     env.wait_state(soon["id"], "completed", timeout=20)
     wait_for(
         lambda: env.client.get(f"/api/v1/tasks/{old['id']}").status_code == 404,

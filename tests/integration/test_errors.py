@@ -111,9 +111,18 @@ def test_unexpected_error_is_500_json_without_traceback(redis_server):
 @pytest.mark.parametrize(
     "query",
     ["page=0", "page=x", "page_size=0", "page_size=101", "state=done", "status=running",
-     "type=nope", "sort_by=name", "order=up", "colour=red", "state=pending&type=echo"],
+     "type=nope", "sort_by=name", "order=up", "colour=red", "priority=urgent"],
 )
 def test_invalid_listing_query_is_400(env, query):
     response = env.client.get(f"/api/v1/tasks?{query}")
     assert response.status_code == 400
     assert response.get_json()["error"] == "Bad Request"
+
+
+def test_listing_filters_combine_instead_of_a_400(env):
+    echo = env.submit(type="echo", payload={})
+    env.submit(type="fail", payload={})
+    response = env.client.get("/api/v1/tasks?state=pending&type=echo")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["total"] == 1 and [t["id"] for t in body["tasks"]] == [echo["id"]]
