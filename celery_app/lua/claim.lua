@@ -25,9 +25,12 @@ if redis.call('HEXISTS', P .. 'queues:paused', h.priority) == 1 then
   return {'skip', h.state, 'queue ' .. h.priority .. ' paused', 'requeue'}
 end
 local lease = P .. 'lease:' .. id
-local holder = redis.call('GET', lease)
-if holder and holder ~= delivery then
-  return {'skip', h.state, 'an earlier execution still runs', 'requeue'}
+if not redis.call('SET', lease, delivery, 'NX', 'PX', lease_ms) then  -- one command when free
+  local holder = redis.call('GET', lease)
+  if holder and holder ~= delivery then
+    return {'skip', h.state, 'an earlier execution still runs', 'requeue'}
+  end
+  redis.call('SET', lease, delivery, 'PX', lease_ms)
 end
 
 -- Limits of the task's type (celery_app/limits.py): a concurrency cap counts executions whose
@@ -73,6 +76,5 @@ update(id, {'state', 'running', 'attempts', h.attempts, 'started_at', NOW_ISO,
             'throttled_until', false}, h)
 index_move(id, h, 'pending', 'running')
 local waited = math.max(0, NOW_MS - tonumber(h.queued_ms or h.created_ms))
-redis.call('SET', lease, delivery, 'PX', lease_ms)
 emit('task.started', id, h, {worker_id = worker, queue_wait_ms = waited})
 return {'ok', h.attempts, h.max_retries, h.timeout, h.priority, h.type}
