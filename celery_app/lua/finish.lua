@@ -13,6 +13,8 @@ local lease = P .. 'lease:' .. id
 local function release()
   if redis.call('GET', lease) == delivery then redis.call('DEL', lease) end
 end
+-- A live execution's lease is its own (a claim needs a pending task): deleted unread.
+local function release_live() redis.call('DEL', lease) end
 local h = load(id)
 if not h then release(); return {'stale', 'missing'} end
 if h.state ~= 'running' or (h.delivery or '') ~= delivery then release(); return {'stale', h.state} end
@@ -24,7 +26,7 @@ if outcome == 'completed' then
               'completed_at', NOW_ISO, 'duration_ms', int(elapsed), 'error', false}, h)
   index_move(id, h, 'running', 'completed')
   emit('task.completed', id, h, {duration_ms = elapsed})
-  release()
+  release_live()
   return {'ok', 'completed', elapsed}
 end
 
@@ -43,5 +45,5 @@ else
   index_move(id, h, 'running', 'dead_letter')
   emit('task.dead_letter', id, h, {error = detail, reason = ARGV[12]})
 end
-release()
+release_live()
 return {'ok', h.state, elapsed}
