@@ -21,9 +21,9 @@ from flask_sock import ConnectionClosed, Sock
 from marshmallow import Schema, fields
 
 from celery_app import strictjson
+from celery_app.connection import redis_client
 from celery_app.errors import TaskNotFound
 from celery_app.events import Event, EventFilter, id_key, is_event_id, read_after
-from celery_app.runtime import redis_client
 
 from .api.document import document
 from .hub import READ_BLOCK_MS, Hub, Subscription, frame_bytes

@@ -13,6 +13,8 @@ Why each non-default value (measured facts in the project's notes on Celery 5.7 
   the envelope, which already holds every result; Celery keeps no second copy.
 - ``visibility_timeout`` above the longest hard time limit: Celery never redelivers a task that
   is still running. Lost workers are found by heartbeat, long before that.
+- The broker URL and its Sentinel options come from :mod:`celery_app.connection`, like every
+  other Redis client of the service.
 """
 
 from __future__ import annotations
@@ -21,22 +23,24 @@ from typing import Any
 
 from kombu import Exchange, Queue
 
+from . import connection
 from .model import QUEUES
 from .settings import Settings
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery settings of this service."""
-    transport = {
-        "queue_order_strategy": "priority",
-        "visibility_timeout": settings.visibility_timeout_seconds,
-        "socket_timeout": 5,
-        "socket_connect_timeout": 5,
-        "health_check_interval": 30,
-    }
+    transport = connection.broker_transport_options(
+        settings,
+        queue_order_strategy="priority",
+        visibility_timeout=settings.visibility_timeout_seconds,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
     default_exchange = Exchange("", type="direct")
     return {
-        "broker_url": settings.redis_url,
+        "broker_url": connection.broker_url(settings),
         "result_backend": "celery_app.backend:EnvelopeBackend",
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,

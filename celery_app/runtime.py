@@ -1,9 +1,11 @@
 """Per-process access to Redis and the nouns built on it, safe across the worker's forks.
 
 A Celery app carries one :class:`Runtime`; clients are created on first use in each process
-(pool children are forked at any time, and sockets must not cross a fork). Everything outside
-``celery_app`` reaches Redis through these nouns: :attr:`Runtime.store` (tasks and their
-transitions), :attr:`Runtime.dead_letters`, :attr:`Runtime.listing`, :attr:`Runtime.workers`.
+(pool children are forked at any time, and sockets must not cross a fork), always through
+:func:`celery_app.connection.redis_client` (one Redis, or the master Sentinel names).
+Everything outside ``celery_app`` reaches Redis through these nouns: :attr:`Runtime.store`
+(tasks and their transitions), :attr:`Runtime.dead_letters`, :attr:`Runtime.listing`,
+:attr:`Runtime.workers`.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ import threading
 
 import redis
 from celery import Celery
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from . import keys
 from .audit import AuditLog
+from .connection import redis_client
 from .dlq import DeadLetters
 from .limits import Limits
 from .listing import Listing
@@ -29,20 +30,6 @@ from .workers import Workers
 
 #: The health probe's key outlives one probe by this much (a probe every few seconds).
 HEALTH_PROBE_TTL_MS = 10_000
-
-def redis_client(settings: Settings, socket_timeout: float | None = None) -> redis.Redis:
-    """A client that fails fast (so a dead Redis is a 503 within 2 s) and reconnects by itself.
-
-    ``socket_timeout`` overrides the read timeout, for blocking reads.
-    """
-    return redis.Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_timeout=socket_timeout or settings.redis_socket_timeout_seconds,
-        socket_connect_timeout=settings.redis_socket_timeout_seconds,
-        retry=Retry(NoBackoff(), 1),
-        health_check_interval=30,
-    )
 
 
 class Runtime:

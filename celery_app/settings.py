@@ -57,6 +57,16 @@ class Settings:
     hard_timeout_grace_seconds: int = 10
     #: Redis socket timeouts (one retry): a dead Redis must turn into a 503 well inside 2 s.
     redis_socket_timeout_seconds: float = 0.75
+    #: Redis Sentinel addresses (``host:port,host:port,…``); with :attr:`redis_sentinel_master`
+    #: set, every client finds the current master through them and ``REDIS_URL`` supplies only
+    #: the database number and password.
+    redis_sentinels: str = ""
+    #: The master's name as the sentinels monitor it (``sentinel monitor <name> …``).
+    redis_sentinel_master: str = ""
+    #: Replicas that must acknowledge a submit (Redis ``WAIT``) before it answers 201; 0 = none.
+    redis_min_replicas: int = 0
+    #: How long a submit waits for those acknowledgements before answering 503 (milliseconds).
+    redis_wait_timeout_ms: int = 500
     smtp_url: str = ""
     #: How long a pause/resume request waits for the workers to confirm before answering 202.
     pause_confirm_seconds: float = 5.0
@@ -105,6 +115,27 @@ class Settings:
             except ValueError as exc:
                 raise ValueError(f"{name}={raw!r} is not a valid {type(default).__name__}") from exc
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        if bool(self.redis_sentinels) != bool(self.redis_sentinel_master):
+            raise ValueError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER must be set together")
+        self.sentinel_addresses  # noqa: B018 (validates the list)
+        if self.redis_min_replicas < 0 or self.redis_wait_timeout_ms <= 0:
+            raise ValueError("REDIS_MIN_REPLICAS must be >= 0 and REDIS_WAIT_TIMEOUT_MS > 0")
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """``REDIS_SENTINELS`` as ``[(host, port), …]`` (empty without Sentinel).
+
+        Raises ``ValueError`` for an entry that is not ``host:port``.
+        """
+        addresses = []
+        for entry in filter(None, (e.strip() for e in self.redis_sentinels.split(","))):
+            host, sep, port = entry.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"REDIS_SENTINELS entry {entry!r} is not host:port")
+            addresses.append((host.strip("[]"), int(port)))
+        return addresses
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests, tools)."""
