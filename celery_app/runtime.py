@@ -49,10 +49,16 @@ class Runtime:
             return
         with self._lock:
             if self._pid != os.getpid():
-                client = redis_client(self.settings)
-                builder = MessageBuilder(self.celery, self.settings.hard_timeout_grace_seconds)
-                scripts = Scripts(client, self.settings.events_maxlen)
-                store = Store(client, self.settings, builder, scripts)
+                settings = self.settings
+                client = redis_client(settings)
+                wait_client = None
+                if settings.redis_min_replicas:  # a read timeout that outlasts WAIT's
+                    wait_timeout = settings.redis_wait_timeout_ms / 1000
+                    wait_client = redis_client(
+                        settings, settings.redis_socket_timeout_seconds + wait_timeout)
+                builder = MessageBuilder(self.celery, settings.hard_timeout_grace_seconds)
+                scripts = Scripts(client, settings.events_maxlen)
+                store = Store(client, settings, builder, scripts, wait_client)
                 self._redis, self._store = client, store
                 self._nouns = (DeadLetters(store), Listing(store), Workers(client, scripts))
                 self._pid = os.getpid()

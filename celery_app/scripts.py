@@ -88,8 +88,11 @@ class Scripts:
 
         ``client`` may be a pipeline, to compose the call with other writes.
         """
-        argv = [keys.PREFIX, "", "", self.events_maxlen]
-        return self._scripts[name](keys=script_keys, args=[*argv, *args], client=client)
+        return self._scripts[name](keys=script_keys, args=self.arguments(*args), client=client)
+
+    def arguments(self, *args: Any) -> list[Any]:
+        """The full ``ARGV`` of a call: the common arguments, then ``args``."""
+        return [keys.PREFIX, "", "", self.events_maxlen, *args]
 
     def run_for_task(self, name: str, task_id: str, *args: Any) -> Any:
         """Run a script about one task: ``KEYS[1]`` is its envelope, ``ARGV[5]`` its id."""

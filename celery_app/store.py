@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from . import defaults, keys, model, strictjson
+from . import defaults, keys, model, replication, strictjson
 from .audit import Audit, argv
 from .errors import IdempotencyMismatch, InvalidState, TaskNotFound
 from .messages import MessageBuilder, new_delivery
@@ -113,12 +113,23 @@ class Store:
     """Task envelopes and their transitions, in one Redis."""
 
     def __init__(self, client: redis.Redis, settings: Settings, builder: MessageBuilder,
-                 scripts: Scripts | None = None) -> None:
+                 scripts: Scripts | None = None, wait_client: redis.Redis | None = None) -> None:
         self.redis = client
         self.settings = settings
         self.builder = builder
         self.scripts = scripts or Scripts(client, settings.events_maxlen)
+        #: The client of acknowledged writes (its read timeout outlasts ``REDIS_WAIT_TIMEOUT_MS``).
+        self.wait_client = wait_client or client
         self._run = self.scripts.run_for_task
+
+    def _run_acknowledged(self, name: str, task_id: str, *args: Any) -> Any:
+        """:meth:`Scripts.run_for_task`, answering only once ``REDIS_MIN_REPLICAS`` replicas
+        hold its writes — ``WAIT`` in the same round trip (:mod:`celery_app.replication`);
+        else ``NotReplicated`` (503)."""
+        if not self.settings.redis_min_replicas:
+            return self._run(name, task_id, *args)
+        call = (self.scripts[name], [keys.task(task_id)], self.scripts.arguments(task_id, *args))
+        return replication.acknowledged(self.wait_client, self.settings, [call])[0]
 
     def now_ms(self) -> int:
         """Redis's clock (``TIME``) in milliseconds since the epoch: the one clock that shared
@@ -170,11 +181,13 @@ class Store:
         (:meth:`NewTask.request_hash`), and the envelope is then the first task's; with a
         different request it raises :class:`~celery_app.errors.IdempotencyMismatch` (422) naming
         the fields that differ.
+        With ``REDIS_MIN_REPLICAS`` > 0 it returns only once replicas hold the task, else raises
+        ``NotReplicated`` (503; a retry with the same key is safe — :mod:`celery_app.replication`).
         With ``adopt_delivery`` the message is someone else's (a direct Celery publish carrying
         that delivery): the envelope is created, nothing is queued.
         """
         task_id, delivery, message, flat = self.prepare(new, adopt_delivery)
-        created, stored = self._run(
+        created, stored = self._run_acknowledged(
             "submit",
             task_id,
             keys.idempotency(idempotency_key) if idempotency_key else "",

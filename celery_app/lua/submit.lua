@@ -11,6 +11,8 @@
 local id, idem, idem_ttl = ARGV[5], ARGV[6], ARGV[7]
 local delivery, message, due, request_hash = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 
+-- A repeat (same key, or this very call replayed by the client after a lost reply) rewrites a
+-- value it already holds: a write, so a WAIT after it also covers the first call's writes.
 if idem ~= '' then
   local seen = redis.call('GET', idem)
   if seen then
@@ -20,12 +22,19 @@ if idem ~= '' then
       if seen_hash ~= '' and request_hash ~= '' and seen_hash ~= request_hash then
         return {2, envelope(seen_id)}
       end
-      return {0, envelope(seen_id)}
+      redis.call('SET', idem, seen, 'KEEPTTL')
+      return {seen_id == id and 1 or 0, envelope(seen_id)}
     end
   end
   redis.call('SET', idem, request_hash .. ':' .. id, 'EX', idem_ttl)
 end
-if redis.call('EXISTS', task_key(id)) == 1 then return redis.error_reply('task exists') end
+if redis.call('EXISTS', task_key(id)) == 1 then
+  if redis.call('HGET', task_key(id), 'delivery') ~= delivery then
+    return redis.error_reply('task exists')
+  end
+  redis.call('HSET', task_key(id), 'delivery', delivery)
+  return {1, envelope(id)}
+end
 
 local later = due ~= '' and tonumber(due) > NOW_MS
 local fields = {'delivery', delivery, 'state', later and 'scheduled' or 'pending',
