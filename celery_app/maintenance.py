@@ -14,6 +14,10 @@ worker's event-loop timer:
   lost task is a failed attempt, queued again at once under the same id, or dead-lettered when
   its retries are exhausted. The stale Celery message, if it ever comes back, is skipped at
   claim.
+  Expiry only counts while the reaper itself could hear: after this worker lost Redis (an
+  outage, a Sentinel failover), it reaps again only once it has reached Redis for three heartbeat
+  intervals in a row — long enough for every execution that outlived the outage to renew its
+  lease, so no task whose executor merely shared the outage is run a second time.
 - **lost messages** every heartbeat interval: a ``pending`` task whose Celery message is in no
   queue and held by no worker is queued again (:mod:`celery_app.recovery`, bounded per sweep).
 """
@@ -37,6 +41,7 @@ from .recovery import LostMessages
 from .settings import Settings
 from .store import Store
 from .uploads import remove_task_files
+from .worker import HEARTBEAT_TTL_INTERVALS
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +86,7 @@ class Maintenance(bootsteps.StartStopStep):
         self._last_depths: dict[str, int] | None = None
         self._last_depth_check = 0.0
         self._lost_messages: LostMessages | None = None
+        self._reachable_since: float | None = None
 
     def start(self, consumer: Any) -> None:
         redis = consumer.app.runtime.redis
@@ -139,16 +145,21 @@ class Maintenance(bootsteps.StartStopStep):
     def tick(self, consumer: Any) -> None:
         """Promote due tasks; reap lost ones once per heartbeat interval."""
         try:
-            if not self._hold():
+            now = time.monotonic()
+            holding = self._hold()
+            if self._reachable_since is None:
+                self._reachable_since = now
+            if not holding:
                 return
             store = consumer.app.runtime.store
             store.promote_due()
             fold_events(store.scripts)  # metrics per batch, a quarter second behind at most
-            now = time.monotonic()
             if now - self._last_depth_check >= QUEUE_DEPTH_INTERVAL_SECONDS:
                 self._last_depth_check = now
                 self._publish_depths(store, consumer.app.runtime.listing)
-            if now - self._last_reap >= consumer.app.settings.worker_heartbeat_seconds:
+            heartbeat = consumer.app.settings.worker_heartbeat_seconds
+            heard_long_enough = now - self._reachable_since >= heartbeat * HEARTBEAT_TTL_INTERVALS
+            if heard_long_enough and now - self._last_reap >= heartbeat:
                 self._last_reap = now
                 self._sweep(store, consumer.app.settings)
                 for hostname in consumer.app.runtime.workers.forget_departed():
@@ -159,4 +170,5 @@ class Maintenance(bootsteps.StartStopStep):
                 self._recover_lost_messages(store, consumer.app.settings)
                 store.promote_due()
         except Exception:
+            self._reachable_since = None
             logger.warning("maintenance tick failed", exc_info=True)

@@ -16,6 +16,11 @@ receivers (Celery logs and swallows their exceptions):
 3. **Record** the outcome atomically: ``completed``; ``retrying`` with the next message parked
    until its backoff ends; or ``dead_letter``. Celery sees the same story (``SUCCESS``, ``RETRY``
    or ``FAILURE``), so Flower and ``AsyncResult`` agree with the envelope.
+
+Redis may be away for a moment (a Sentinel failover, a restart): the claim and the outcome are
+tried again for up to :data:`RIDE_OUT_SECONDS` (each is refused as stale if it had already been
+applied), so an execution that ran is recorded once instead of being run again; a progress
+report that cannot be written is skipped.
 """
 
 from __future__ import annotations
@@ -33,16 +38,21 @@ from handlers.errors import PermanentError
 from handlers.progress import reporting_to
 
 from . import model
+from .connection import UNREACHABLE, ride_out
 from .defaults import DEFAULT_TIMEOUT_SECONDS
 from .lease import Lease
 from .messages import DELIVERY_HEADER
 from .payloads import InvalidPayload, check_payload
-from .store import NewTask
+from .store import Claim, NewTask
 
 logger = logging.getLogger(__name__)
 
 #: A handler's progress reports reach Redis at most this often (the last one always does).
 PROGRESS_INTERVAL_SECONDS = 0.25
+#: How long claim and outcome writes wait for Redis to come back: a Sentinel failover with
+#: ``down-after-milliseconds 1000`` completes in well under 15 s. Past it the execution's record
+#: is lost and the reaper runs the task again (at-least-once).
+RIDE_OUT_SECONDS = 30.0
 
 
 def describe(exc: BaseException) -> str:
@@ -98,10 +108,14 @@ class HandlerTask(Task):
             return self.run(*args, **kwargs)
         store = self.app.runtime.store
         delivery = getattr(request, DELIVERY_HEADER, None) or ""
-        claim = store.claim(request.id, delivery, request.hostname or "")
+
+        def claim_it() -> Claim:
+            return store.claim(request.id, delivery, request.hostname or "")
+
+        claim = ride_out(claim_it, RIDE_OUT_SECONDS)
         if claim.state == "missing":  # published around the envelope (e.g. Redis hiccup)
             self._adopt(request, kwargs, delivery)
-            claim = store.claim(request.id, delivery, request.hostname or "")
+            claim = ride_out(claim_it, RIDE_OUT_SECONDS)
         if not claim.ok:
             if claim.throttled_until_ms is not None:  # a limit of its type: parked, not held
                 logger.info("not starting %s[%s] yet: throttled", self.name, request.id)
@@ -131,11 +145,13 @@ class HandlerTask(Task):
         except SoftTimeLimitExceeded as exc:
             self._failed(envelope, delivery, exc, f"timed out after {envelope.get('timeout')}s")
         except PermanentError as exc:
-            store.fail(envelope, delivery, describe(exc), retryable=False)
+            error = describe(exc)
+            ride_out(lambda: store.fail(envelope, delivery, error, retryable=False),
+                     RIDE_OUT_SECONDS)
             raise
         except Exception as exc:
             self._failed(envelope, delivery, exc, describe(exc))
-        store.complete(request.id, delivery, result)
+        ride_out(lambda: store.complete(request.id, delivery, result), RIDE_OUT_SECONDS)
         return result
 
     def _adopt(self, request: Any, kwargs: dict[str, Any], delivery: str) -> None:
@@ -153,7 +169,8 @@ class HandlerTask(Task):
 
     def _failed(self, envelope: dict, delivery: str, exc: Exception, error: str) -> None:
         """Record a failed execution and raise what tells Celery the same."""
-        state = self.app.runtime.store.fail(envelope, delivery, error)
+        store = self.app.runtime.store
+        state = ride_out(lambda: store.fail(envelope, delivery, error), RIDE_OUT_SECONDS)
         if state == model.RETRYING:
             raise Retry(error, exc=exc)
         raise exc
@@ -168,6 +185,9 @@ class HandlerTask(Task):
             if percent < 100 and moment - last < PROGRESS_INTERVAL_SECONDS:
                 return
             last = moment
-            store.progress(task_id, delivery, percent, message)
+            try:
+                store.progress(task_id, delivery, percent, message)
+            except UNREACHABLE:  # a progress report is not worth stalling the handler for
+                logger.warning("progress of %s not recorded: Redis unreachable", task_id)
 
         return report
