@@ -60,9 +60,10 @@ def redis_server_binary() -> str:
 class RedisServer:
     """A private redis-server on a free port, keeping nothing on disk."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, args: tuple[str, ...] = ()) -> None:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="tq-redis-")
+        self.args = args  # extra redis-server options, e.g. ("--replicaof", host, port)
         self.process: subprocess.Popen | None = None
 
     def url(self, db: int = 0) -> str:
@@ -72,7 +73,8 @@ class RedisServer:
         os.makedirs(self.dir, exist_ok=True)
         self.process = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--databases", "64", "--dir", self.dir],
+             "--save", "", "--appendonly", "no", "--databases", "64", "--dir", self.dir,
+             "--repl-diskless-sync-delay", "0", *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
@@ -87,8 +89,15 @@ class RedisServer:
         except redis.exceptions.ConnectionError:
             return False
 
+    def kill(self) -> None:
+        """SIGKILL: the machine died (its connections reset, nothing flushed)."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # in case a test left it stopped
             self.process.terminate()
             try:
                 self.process.wait(5)
@@ -96,6 +105,127 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SentinelCluster:
+    """One master, ``replicas`` replicas and ``sentinels`` sentinels, on free ports, in temp dirs.
+
+    Sentinel timings are the ones the service documents: ``down-after-milliseconds 1000``,
+    ``failover-timeout 5000``; quorum is a majority of the sentinels.
+    """
+
+    def __init__(self, master_name: str = "tq", replicas: int = 2, sentinels: int = 3) -> None:
+        self.master_name = master_name
+        self.master = RedisServer()
+        self.replicas = [RedisServer(args=("--replicaof", "127.0.0.1", str(self.master.port)))
+                         for _ in range(replicas)]
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.dir = tempfile.mkdtemp(prefix="tq-sentinel-")
+        self.sentinels: list[subprocess.Popen] = []
+
+    @property
+    def nodes(self) -> list[RedisServer]:
+        return [self.master, *self.replicas]
+
+    @property
+    def addresses(self) -> str:
+        """``REDIS_SENTINELS``."""
+        return ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+
+    def start(self) -> SentinelCluster:
+        for node in self.nodes:
+            node.start()
+        quorum = len(self.sentinel_ports) // 2 + 1
+        for port in self.sentinel_ports:
+            conf = Path(self.dir) / f"sentinel-{port}.conf"  # sentinels rewrite their file
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"sentinel monitor {self.master_name} 127.0.0.1 {self.master.port} {quorum}\n"
+                f"sentinel down-after-milliseconds {self.master_name} 1000\n"
+                f"sentinel failover-timeout {self.master_name} 5000\n"
+                f"sentinel parallel-syncs {self.master_name} 1\n")
+            self.sentinels.append(subprocess.Popen(
+                [redis_server_binary(), str(conf), "--sentinel"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+        wait_for(self._formed, timeout=20, interval=0.1,
+                 message="replicas in sync and sentinels aware of each other")
+        return self
+
+    def _sentinel_call(self, port: int, *command: str) -> Any:
+        client = redis.Redis(port=port, socket_timeout=0.5, socket_connect_timeout=0.5,
+                             decode_responses=True)
+        try:
+            return client.execute_command(*command)
+        finally:
+            client.close()
+
+    def _formed(self) -> bool:
+        try:
+            for port in self.sentinel_ports:
+                master = self._sentinel_call(port, "SENTINEL", "MASTER", self.master_name)
+                info = dict(zip(master[0::2], master[1::2], strict=True)) \
+                    if isinstance(master, list) else master
+                if (int(info["num-slaves"]) < len(self.replicas)
+                        or int(info["num-other-sentinels"]) < len(self.sentinel_ports) - 1):
+                    return False
+            return (all(self.link_up(node) for node in self.replicas)
+                    and self.acknowledging_replicas(self.master) > 0)
+        except (redis.exceptions.RedisError, OSError):
+            return False
+
+    @staticmethod
+    def link_up(node: RedisServer) -> bool:
+        """Whether ``node`` is a replica in sync with its master."""
+        client = redis.Redis(port=node.port, socket_timeout=0.5, decode_responses=True)
+        try:
+            info = client.info("replication")
+            return info.get("role") == "slave" and info.get("master_link_status") == "up"
+        except redis.exceptions.RedisError:
+            return False
+        finally:
+            client.close()
+
+    @staticmethod
+    def acknowledging_replicas(node: RedisServer) -> int:
+        """Replicas that acknowledge a write on ``node`` (a probe key in database 63) at once."""
+        client = redis.Redis(port=node.port, db=63, socket_timeout=0.5)
+        try:
+            client.set("harness:probe", time.monotonic())
+            return int(client.execute_command("WAIT", 1, 50))
+        except redis.exceptions.RedisError:
+            return 0
+        finally:
+            client.close()
+
+    def master_port(self) -> int | None:
+        """The master's port as a majority of sentinels reports it (None while they disagree)."""
+        answers = []
+        for port in self.sentinel_ports:
+            try:
+                address = self._sentinel_call(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME",
+                                              self.master_name)
+                answers.append(int(address[1]) if address else None)
+            except (redis.exceptions.RedisError, OSError):
+                answers.append(None)
+        best = max(set(answers), key=answers.count)
+        return best if answers.count(best) > len(answers) // 2 else None
+
+    def node(self, port: int) -> RedisServer:
+        return next(node for node in self.nodes if node.port == port)
+
+    def stop(self) -> None:
+        for process in self.sentinels:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.sentinels = []
+        for node in self.nodes:
+            node.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
