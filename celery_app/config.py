@@ -41,6 +41,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     default_exchange = Exchange("", type="direct")
     return {
         "broker_url": connection.broker_url(settings),
+        "broker_transport": connection.broker_transport(settings),
         "result_backend": "celery_app.backend:EnvelopeBackend",
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,

@@ -7,6 +7,7 @@ envelope store and its Lua scripts, worker registry,     :func:`redis_client`
 heartbeat, maintenance, web reads
 event reader behind ``/ws`` and long polls (``XREAD``)   :func:`redis_client` (longer read timeout)
 kombu's broker (publish, ``BRPOP``, ``unacked``)         :func:`broker_url`,
+                                                         :func:`broker_transport`,
                                                          :func:`broker_transport_options`
 Celery's result backend (:mod:`celery_app.backend`)      :func:`redis_client` (it reads envelopes)
 =======================================================  ==========================================
@@ -108,6 +109,13 @@ def _sentinel_options(settings: Settings) -> dict[str, Any]:
 def broker_url(settings: Settings) -> str:
     """Celery's ``broker_url``."""
     return _sentinel_url(settings) if settings.redis_sentinels else settings.redis_url
+
+
+def broker_transport(settings: Settings) -> str:
+    """Celery's ``broker_transport``: kombu's Redis or Sentinel transport, made to survive the
+    loss of Redis while a message is held (:mod:`celery_app.transport`)."""
+    name = "SentinelTransport" if settings.redis_sentinels else "Transport"
+    return f"celery_app.transport:{name}"
 
 
 def broker_transport_options(settings: Settings, **options: Any) -> dict[str, Any]:

@@ -87,3 +87,18 @@ def test_with_sentinel_the_redis_client_asks_the_sentinels_for_the_master():
         "sentinel-b",
         "::1",
     ]
+
+
+def test_celery_uses_the_transports_that_survive_losing_redis_with_a_message_held():
+    from kombu import Connection
+
+    from celery_app import transport
+
+    plain = celery_config(Settings())
+    assert plain["broker_transport"] == "celery_app.transport:Transport"
+    ha = celery_config(Settings.from_env(HA))
+    assert ha["broker_transport"] == "celery_app.transport:SentinelTransport"
+    connection = Connection(ha["broker_url"], transport=ha["broker_transport"])
+    assert isinstance(connection.transport, transport.SentinelTransport)
+    assert connection.transport.Channel is transport.SentinelChannel
+    assert len(connection.alt) == 3
