@@ -121,12 +121,19 @@ def test_master_killed_under_submit_loop_loses_no_accepted_task(cluster, tmp_pat
         try:
 
             def all_completed() -> bool:
-                states = [
-                    check.hget(f"tq:task:{task_id}", "state") for task_id in accepted.values()
-                ]
-                return all(state == "completed" for state in states)
+                pending.clear()
+                for task_id in accepted.values():
+                    state = check.hget(f"tq:task:{task_id}", "state")
+                    if state != "completed":
+                        pending[task_id] = state
+                return not pending
 
-            wait_for(all_completed, timeout=30, interval=0.2, message="every task to complete")
+            pending: dict[str, str | None] = {}
+            try:
+                wait_for(all_completed, timeout=30, interval=0.2, message="every task to complete")
+            except AssertionError:
+                log = worker.log_path.read_text()[-4000:]
+                raise AssertionError(f"not completed: {pending}\nworker log:\n{log}") from None
             completions: dict[str, int] = {}
             for _, fields in check.xrange("tq:events"):
                 if fields["type"] == "task.completed":
@@ -148,18 +155,27 @@ def test_master_killed_under_submit_loop_loses_no_accepted_task(cluster, tmp_pat
         worker.stop()
 
 
-def test_worker_losing_redis_for_ten_seconds_mid_task_completes_it_once(tmp_path):
-    server = RedisServer().start()
+@pytest.mark.parametrize("outage", ["stopped", "restarted"])
+def test_worker_losing_redis_for_ten_seconds_mid_task_completes_it_once(outage, tmp_path):
+    # "stopped": SIGSTOP, every socket hangs. "restarted": SIGKILL, down, then started again from
+    # its append-only file — connections reset while the worker holds the task's message.
+    server = RedisServer(args=("--appendonly", "yes", "--appendfsync", "always")).start()
     env = Env(server, 0, tmp_path)
     try:
         env.worker()
         task = env.submit(type="sleep", payload={"seconds": 4})
         env.wait_state(task["id"], "running")
-        server.process.send_signal(signal.SIGSTOP)
+        if outage == "stopped":
+            server.process.send_signal(signal.SIGSTOP)
+        else:
+            server.kill()
         try:
             time.sleep(10)  # the outage being drilled, not a wait for a condition
         finally:
-            server.process.send_signal(signal.SIGCONT)
+            if outage == "stopped":
+                server.process.send_signal(signal.SIGCONT)
+            else:
+                server.start()
         done = env.wait_state(task["id"], "completed", timeout=30)
         assert done["attempts"] == 1 and done["result"]["slept"] >= 4
         started = [
@@ -169,6 +185,8 @@ def test_worker_losing_redis_for_ten_seconds_mid_task_completes_it_once(tmp_path
         ]
         assert started.count(task["id"]) == 1, "the task ran twice"
         assert env.workers[0].process.poll() is None, "the worker died"
+        follow_up = env.submit(type="echo", payload={"after": outage})
+        assert env.wait_state(follow_up["id"], "completed")["result"] == {"after": outage}
     finally:
         env.close(flush=False)
         server.stop()
