@@ -70,7 +70,8 @@ def test_master_killed_under_submit_loop_loses_no_accepted_task(cluster, tmp_pat
         "redis_wait_timeout_ms": 500,
     }
     url = cluster.master.url(0)  # only its database number counts under Sentinel
-    worker = Worker(url, "drill", log_dir=tmp_path, **ha).start()
+    # A message lost between kombu's BRPOP and its unacked write is re-published after the grace.
+    worker = Worker(url, "drill", log_dir=tmp_path, lost_message_grace_seconds=3, **ha).start()
     web = WebServer(url, workers=1, threads=8, **ha).start()
     try:
         listener = Frames(web.url.replace("http://", "ws://") + "/ws?types=task.completed")
