@@ -8,6 +8,9 @@ The worker's main process takes no part, so:
 
 - a main process that stalls (SIGSTOP, a long GC pause, a blocked event loop) while its child
   runs does not lose the lease: nobody else starts the task;
+- a Redis that is away longer than the TTL (a failover, a restart) does not lose it either: the
+  next renewal takes it again while the task is still running under this execution's delivery,
+  and the reaper waits for that after an outage (:mod:`celery_app.maintenance`);
 - a child that dies stops renewing: the lease expires, and the reaper
   (:mod:`celery_app.maintenance`) queues the task again;
 - the script that records the end of an execution (``finish.lua``) deletes the lease in the
@@ -26,14 +29,22 @@ from . import keys
 
 logger = logging.getLogger(__name__)
 
-#: Extend the lease only while it still names this execution (KEYS[1] lease, ARGV[1] delivery,
-#: ARGV[2] TTL ms). Returns 1 when renewed, 0 when the lease is gone or someone else's.
+#: Extend the lease only while it still names this execution (KEYS[1] lease, KEYS[2] the task's
+#: envelope, ARGV[1] delivery, ARGV[2] TTL ms). A lease that lapsed while Redis was away (an
+#: outage longer than its TTL, a Sentinel failover) is taken again if the task is still running
+#: under this execution's delivery: nobody else can have started it. Returns 1 when renewed, 0
+#: when the lease is someone else's or the task no longer this execution's.
 #: ``allow-oom`` (Redis 7 script flags): extending a TTL takes no memory, and an execution that
 #: still runs must keep its lease while Redis refuses writes at ``maxmemory`` — else the task
 #: would be queued again under a live handler as soon as memory is back.
 _RENEW = """#!lua flags=allow-oom
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if holder then return 0 end
+local task = redis.call('HMGET', KEYS[2], 'state', 'delivery')
+if task[1] ~= 'running' or task[2] ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 
 
@@ -55,6 +66,7 @@ class Lease:
         interval_seconds: float,
     ) -> None:
         self.key = keys.lease(task_id)
+        self.task_key = keys.task(task_id)
         self.delivery = delivery
         self.ttl_ms = int(ttl_seconds * 1000)
         self.interval = interval_seconds
@@ -80,7 +92,9 @@ class Lease:
     def _run(self) -> None:
         while not self._stopped.wait(self.interval):
             try:
-                held = self._renew(keys=[self.key], args=[self.delivery, self.ttl_ms])
+                held = self._renew(
+                    keys=[self.key, self.task_key], args=[self.delivery, self.ttl_ms]
+                )
             except Exception:  # Redis unreachable: the next interval tries again
                 logger.warning("could not renew %s", self.key, exc_info=True)
                 continue
