@@ -17,7 +17,7 @@ from tests.service import Env
 
 pytestmark = pytest.mark.drill
 
-#: The issue's bound: healthy again this long after the master's death (down-after 1000 ms).
+#: The contract's bound: healthy again this long after the master's death (down-after 1000 ms).
 HEAL_SECONDS = 15
 REDIS_DOWN = {"error": "Service Unavailable"}
 
