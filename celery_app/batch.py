@@ -6,7 +6,8 @@ Every task goes through the same ``submit`` script as a single submit — envelo
 ``MULTI``/``EXEC`` transaction: no other client sees part of it, and Redis refuses it as a
 whole (OOM, READONLY …) before any of it runs. Round trips, whatever the batch's size: one
 ``SCRIPT EXISTS`` (redis-py, before a pipeline with scripts) and one ``MULTI … EXEC``; with an
-``Idempotency-Key`` two more (``WATCH``, ``GET``).
+``Idempotency-Key`` two more (``WATCH``, ``GET``); with ``REDIS_MIN_REPLICAS`` one more, the
+``WAIT`` for replicas (:func:`_acknowledge`).
 
 Keys: ``tq:idem-batch:<key>`` (:func:`celery_app.keys.batch_idempotency`) holds
 ``{"hash", "ids"}`` for 24 h. A repeat with the same request returns the first batch's tasks
@@ -25,6 +26,7 @@ import redis
 
 from . import defaults, keys, model, strictjson
 from .errors import IdempotencyMismatch
+from .replication import NotReplicated
 from .store import NewTask, Store, _pairs
 
 #: Most tasks one batch may hold (API.md §4).
@@ -57,7 +59,9 @@ def submit_batch(store: Store, items: list[NewTask], idempotency_key: str | None
                     seen = pipe.get(idem)
                     if seen is not None:
                         pipe.unwatch()
-                        return _repeat(store, idempotency_key, json.loads(seen), digest), False
+                        first = _repeat(store, idempotency_key, json.loads(seen), digest)
+                        _acknowledge(store)
+                        return first, False
                 pipe.multi()
                 if idem is not None:
                     ids = [task_id for task_id, *_ in prepared]
@@ -71,6 +75,7 @@ def submit_batch(store: Store, items: list[NewTask], idempotency_key: str | None
                 break
             except redis.WatchError:
                 continue  # another request took the key first: read what it stored
+    _acknowledge(store)
     created = answers[1:] if idem is not None else answers
     return [model.decode(_pairs(stored)) for _, stored in created], True
 
@@ -83,3 +88,20 @@ def _repeat(store: Store, key: str | None, seen: dict[str, Any], digest: str
             f"Idempotency-Key {key!r} was already used for a batch of {len(seen['ids'])} "
             "tasks with a different request; use a new key for a new request")
     return store.get_many(seen["ids"])
+
+
+def _acknowledge(store: Store) -> None:
+    """With ``REDIS_MIN_REPLICAS`` = n > 0: return only once n replicas hold the batch, else
+    :class:`~celery_app.replication.NotReplicated` (503; the batch exists on the master, and a
+    retry with the same ``Idempotency-Key`` answers once they do). ``WAIT`` covers the writes
+    of its own connection, so it follows a write of its own (``INCR tq:acked``), made after
+    the batch: replicas apply writes in order. One round trip."""
+    settings = store.settings
+    if not settings.redis_min_replicas:
+        return
+    pipe = store.wait_client.pipeline(transaction=False)
+    pipe.incr(keys.acked())
+    pipe.execute_command("WAIT", settings.redis_min_replicas, settings.redis_wait_timeout_ms)
+    _, count = pipe.execute()
+    if int(count) < settings.redis_min_replicas:
+        raise NotReplicated(int(count), settings)

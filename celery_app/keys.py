@@ -16,6 +16,7 @@ key                            type    TTL     written by                   read
 ``tq:dlq``                     stream  --      store scripts                admin DLQ API
 ``tq:idem:<key>``              string  24 h    submit script                submit script
 ``tq:idem-batch:<key>``        string  24 h    batch submit (web)           batch submit (web)
+``tq:acked``                   string  --      batch submit (web)           nobody
 ``tq:stats``                   hash    --      store scripts                statistics
 ``tq:workers``                 zset    --      worker heartbeat             admin, reaper
 ``tq:worker:<hostname>``       hash    3 hb    worker heartbeat             admin, reaper
@@ -149,6 +150,12 @@ def limit_running(task_type: str) -> str:
     """Executions of one task type holding a concurrency slot: task id → delivery (a slot is
     held while ``tq:lease:<id>`` still names that delivery)."""
     return f"{PREFIX}limit:running:{task_type}"
+
+
+def acked() -> str:
+    """A counter a batch submit increments after its transaction, so that a ``WAIT`` on the
+    acknowledging connection covers the batch (replication is in order)."""
+    return f"{PREFIX}acked"
 
 
 def stats() -> str:

@@ -102,3 +102,27 @@ def test_acknowledged_submit_is_one_round_trip_and_survives_a_script_flush(maste
         assert client.post("/api/v1/tasks", json={"type": "echo"}).status_code == 201
     finally:
         replica.stop()
+
+
+def test_a_batch_waits_for_replicas_too_and_a_retry_with_its_key_is_safe(master):
+    app = _client(master, redis_wait_timeout_ms=200)
+    client = app.test_client()
+    body = {"tasks": [{"type": "echo", "payload": {"i": i}} for i in range(3)]}
+    headers = {"Idempotency-Key": "batch-k"}
+    refused = client.post("/api/v1/tasks/batch", json=body, headers=headers)
+    assert refused.status_code == 503
+    assert "0 of 1 required replicas" in refused.get_json()["message"]
+
+    replica = RedisServer(args=("--replicaof", "127.0.0.1", str(master.port))).start()
+    try:
+        wait_for(lambda: SentinelCluster.acknowledging_replicas(master), message="replica acks")
+        retried = client.post("/api/v1/tasks/batch", json=body, headers=headers)
+        assert retried.status_code == 200  # the first batch, now held by the replica
+        ids = [task["id"] for task in retried.get_json()["tasks"]]
+        assert len(app.extensions["taskqueue"].celery.runtime.redis.keys("tq:task:*")) == 3
+        assert all(replica_has(replica, task_id) for task_id in ids)
+        fresh = client.post("/api/v1/tasks/batch", json=body)
+        assert fresh.status_code == 201
+        assert all(replica_has(replica, t["id"]) for t in fresh.get_json()["tasks"])
+    finally:
+        replica.stop()

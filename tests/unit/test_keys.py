@@ -39,6 +39,7 @@ def test_parameterised_keys_embed_their_argument():
     assert keys.idempotency("k-1") == "tq:idem:k-1"
     assert keys.batch_idempotency("k-1") == "tq:idem-batch:k-1"
     assert keys.limits() == "tq:limits"
+    assert keys.acked() == "tq:acked"
     assert keys.limit_rate("email") == "tq:limit:rate:email"
     assert keys.limit_running("email") == "tq:limit:running:email"
     assert keys.worker("celery@host") == "tq:worker:celery@host"
@@ -98,6 +99,7 @@ ALL_KEYS = [
     keys.idempotency("x"),
     keys.batch_idempotency("x"),
     keys.limits(),
+    keys.acked(),
     keys.limit_rate("t"),
     keys.limit_running("t"),
     keys.stats(),
