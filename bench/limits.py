@@ -22,6 +22,7 @@ Method
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import sys
@@ -31,8 +32,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-
-import argparse  # noqa: E402
 
 import redis  # noqa: E402
 
