@@ -23,7 +23,14 @@ from marshmallow import Schema, fields
 from celery_app import strictjson
 from celery_app.connection import redis_client
 from celery_app.errors import TaskNotFound
-from celery_app.events import Event, EventFilter, id_key, is_event_id, read_after
+from celery_app.events import (
+    EVENT_ID_PATTERN,
+    Event,
+    EventFilter,
+    id_key,
+    is_event_id,
+    read_after,
+)
 
 from .api.document import document
 from .hub import READ_BLOCK_MS, Hub, Subscription, frame_bytes
@@ -35,7 +42,6 @@ logger = logging.getLogger(__name__)
 TOO_SLOW = (1008, "client too slow")
 #: Largest message a client may send (close 1009 above it); the tracker's messages are tiny.
 MAX_MESSAGE_BYTES = 64 * 1024
-EVENT_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
 
 sock = Sock()
 _NO_RESULT = object()

@@ -13,7 +13,7 @@ from flask import Blueprint, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from celery_app.audit import Audit
-from celery_app.events import is_event_id
+from celery_app.events import EVENT_ID_PATTERN, is_event_id
 
 from ..auth import actor
 from ..services import audit_log, services
@@ -44,7 +44,7 @@ class AuditQuery(Schema):
         validate=_entry_id,
         load_default=None,
         metadata={
-            "pattern": r"^\d{1,20}-\d{1,20}$",
+            "pattern": EVENT_ID_PATTERN,
             "description": "the id of the last entry seen",
         },
     )

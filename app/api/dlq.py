@@ -8,7 +8,7 @@ from flask import Blueprint, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from celery_app.errors import InvalidState, TaskNotFound
-from celery_app.events import is_event_id
+from celery_app.events import EVENT_ID_PATTERN, is_event_id
 
 from ..services import dead_letters
 from .audit import entry
@@ -30,7 +30,7 @@ class PageQuery(Schema):
 
     count = fields.Integer(validate=validate.Range(1, 1000), load_default=100)
     after = fields.String(validate=_message_id, load_default=None,
-                          metadata={"pattern": r"^\d{1,20}-\d{1,20}$"})
+                          metadata={"pattern": EVENT_ID_PATTERN})
 
 
 class RetryOne(Schema):
