@@ -4,6 +4,8 @@ the workers a test starts — with the helpers tests read as sentences."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,27 @@ class Env:
         """No message waiting in any queue and none delivered but unacknowledged."""
         waiting = sum(self.redis.llen(q) for q in ("critical", "high", "normal", "low"))
         return waiting == 0 and self.redis.hlen("unacked") == 0
+
+    @contextmanager
+    def round_trips(self) -> Iterator[list[bytes]]:
+        """What the app's Redis client sends meanwhile, one item per round trip (one packed
+        write: a command, or a whole pipeline). Connect and load scripts before counting."""
+        client = self.app.extensions["taskqueue"].celery.runtime.redis
+        sent: list[bytes] = []
+        connection = client.connection_pool.get_connection()
+        client.connection_pool.release(connection)
+        cls = type(connection)
+        original = cls.send_packed_command
+
+        def counting(conn, command, check_health=True):
+            sent.append(command)
+            return original(conn, command, check_health)
+
+        cls.send_packed_command = counting
+        try:
+            yield sent
+        finally:
+            cls.send_packed_command = original
 
     def close(self, flush: bool) -> None:
         for worker in self.workers:

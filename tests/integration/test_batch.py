@@ -3,8 +3,6 @@ of Redis round trips, and one ``Idempotency-Key`` for the whole batch."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 BATCH = "/api/v1/tasks/batch"
 
 
@@ -14,26 +12,6 @@ def _task_keys(env) -> list[str]:
 
 def _waiting(env) -> int:
     return sum(env.redis.llen(queue) for queue in ("critical", "high", "normal", "low"))
-
-
-@contextmanager
-def _round_trips(env):
-    """Count what the web process's Redis client sends (one packed write = one round trip)."""
-    client = env.app.extensions["taskqueue"].celery.runtime.redis
-    sent: list[object] = []
-    connection = client.connection_pool.get_connection()
-    client.connection_pool.release(connection)
-    original = type(connection).send_packed_command
-
-    def counting(self, command, check_health=True):
-        sent.append(command)
-        return original(self, command, check_health)
-
-    type(connection).send_packed_command = counting
-    try:
-        yield sent
-    finally:
-        type(connection).send_packed_command = original
 
 
 def test_a_batch_creates_every_task_in_request_order_and_each_runs(live):
@@ -83,7 +61,7 @@ def test_a_thousand_tasks_cost_as_many_round_trips_as_ten(env):
     counts = {}
     for size in (10, 1000):
         items = [{"type": "echo", "payload": {"i": i}} for i in range(size)]
-        with _round_trips(env) as sent:
+        with env.round_trips() as sent:
             response = env.client.post(BATCH, json={"tasks": items})
         assert response.status_code == 201
         counts[size] = len(sent)
@@ -103,7 +81,7 @@ def test_an_idempotency_key_covers_the_whole_batch(env):
                                                           first.get_json()["tasks"]]
     assert other.status_code == 422 and "batch-1" in other.get_json()["message"]
     assert len(_task_keys(env)) == 3 and _waiting(env) == 3
-    with _round_trips(env) as sent:
+    with env.round_trips() as sent:
         env.client.post(BATCH, json={"tasks": items}, headers={"Idempotency-Key": "batch-2"})
     assert len(sent) == 4  # WATCH, GET, SCRIPT EXISTS, MULTI … EXEC
 

@@ -38,21 +38,8 @@ def test_built_message_matches_a_real_kombu_publish(env):
 
 
 def test_submit_is_one_redis_round_trip(env):
-    client = env.app.extensions["taskqueue"].celery.runtime.redis
     env.submit(type="echo")  # scripts loaded, connection open
-    sent: list[object] = []
-    connection = client.connection_pool.get_connection()
-    client.connection_pool.release(connection)
-    original = type(connection).send_packed_command
-
-    def counting(self, command, check_health=True):
-        sent.append(command)
-        return original(self, command, check_health)
-
-    type(connection).send_packed_command = counting
-    try:
+    with env.round_trips() as sent:
         for _ in range(10):
             env.submit(type="echo", payload={"x": 1}, priority="high")
-    finally:
-        type(connection).send_packed_command = original
     assert len(sent) == 10, "each submit must be exactly one round trip"

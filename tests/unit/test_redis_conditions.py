@@ -21,11 +21,13 @@ def _reply(line: str) -> redis.RedisError:
         ("OOM command not allowed when used memory > 'maxmemory'.", "out of memory"),
         ("READONLY You can't write against a read only replica.", "read-only replica"),
         (
-            "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist",
+            "MISCONF Redis is configured to save RDB snapshots, "
+            "but it's currently unable to persist",
             "cannot persist (MISCONF)",
         ),
         (
-            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            "BUSY Redis is busy running a script. "
+            "You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
             "busy running a script",
         ),
         ("NOSCRIPT No matching script. Please use EVAL.", "script cache flushed"),
