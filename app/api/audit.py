@@ -10,15 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, request
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from celery_app.audit import Audit
-from celery_app.events import EVENT_ID_PATTERN, is_event_id
 
 from ..auth import actor
 from ..services import audit_log, services
 from .document import document
 from .responses import AuditLogSchema
+from .schemas import stream_page, stream_page_query
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
@@ -28,28 +27,9 @@ def entry(action: str, target: str, **detail: Any) -> Audit:
     return Audit(actor(), action, target, detail, services().settings.audit_maxlen)
 
 
-def _entry_id(value: str) -> None:
-    if not is_event_id(value):
-        raise ValidationError("must be an entry id such as 1763800000000-0")
-
-
-class AuditQuery(Schema):
-    """``GET /admin/audit`` query string: pages like the DLQ."""
-
-    class Meta:
-        unknown = RAISE
-
-    count = fields.Integer(validate=validate.Range(1, 1000), load_default=100)
-    after = fields.String(
-        validate=_entry_id,
-        load_default=None,
-        metadata={
-            "pattern": EVENT_ID_PATTERN,
-            "description": "the id of the last entry seen",
-        },
-    )
-
-
+#: ``GET /admin/audit`` query string: pages like the DLQ.
+AuditQuery = stream_page_query("AuditQuery", "an entry id",
+                               after_description="the id of the last entry seen")
 audit_query = AuditQuery()
 
 
@@ -65,6 +45,4 @@ audit_query = AuditQuery()
 )
 def entries():
     """Audit entries oldest first; ``after`` (an entry id) and ``count`` page through them."""
-    query = audit_query.load(request.args.to_dict())
-    page, size = audit_log().page(query["count"], query["after"])
-    return {"entries": page, "size": size}
+    return stream_page(audit_query, audit_log(), request.args.to_dict())

@@ -8,29 +8,18 @@ from flask import Blueprint, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from celery_app.errors import InvalidState, TaskNotFound
-from celery_app.events import EVENT_ID_PATTERN, is_event_id
 
 from ..services import dead_letters
 from .audit import entry
 from .document import document
 from .responses import ClearedSchema, DeadLettersSchema, RequeuedSchema
-from .schemas import parse_json_object
+from .schemas import parse_json_object, stream_page, stream_page_query
 
 bp = Blueprint("dlq", __name__, url_prefix="/admin/dlq")
 
 
-def _message_id(value: str) -> None:
-    if not is_event_id(value):
-        raise ValidationError("must be a message_id such as 1763800000000-0")
-
-
-class PageQuery(Schema):
-    class Meta:
-        unknown = RAISE
-
-    count = fields.Integer(validate=validate.Range(1, 1000), load_default=100)
-    after = fields.String(validate=_message_id, load_default=None,
-                          metadata={"pattern": EVENT_ID_PATTERN})
+#: ``GET /admin/dlq`` query string.
+PageQuery = stream_page_query("PageQuery", "a message_id")
 
 
 class RetryOne(Schema):
@@ -71,9 +60,7 @@ def load_retry_body(raw: dict[str, Any]) -> dict[str, Any]:
           responses={200: DeadLettersSchema})
 def entries():
     """DLQ entries oldest first; ``after`` (a message_id) and ``count`` page through them."""
-    query = page_query.load(request.args.to_dict())
-    page, size = dead_letters().page(query["count"], query["after"])
-    return {"entries": page, "size": size}
+    return stream_page(page_query, dead_letters(), request.args.to_dict())
 
 
 @bp.post("/retry")

@@ -181,9 +181,17 @@ class DeadLetterSchema(Schema):
     message_id = fields.String(required=True, metadata={"description": "stream entry id"})
 
 
-class DeadLettersSchema(Schema):
-    entries = fields.List(fields.Nested(DeadLetterSchema), required=True)
-    size = fields.Integer(required=True)
+def stream_page_schema(name: str, entry: type[Schema]) -> type[Schema]:
+    """The body (schema class ``name``) of a page of a Redis stream: ``entries``, a list of
+    ``entry`` oldest first, and ``size``, how many entries the whole stream holds."""
+    return type(name, (Schema,), {
+        "__module__": __name__,
+        "entries": fields.List(fields.Nested(entry), required=True),
+        "size": fields.Integer(required=True),
+    })
+
+
+DeadLettersSchema = stream_page_schema("DeadLettersSchema", DeadLetterSchema)
 
 
 class RequeuedSchema(Schema):
@@ -202,9 +210,7 @@ class AuditEntrySchema(Schema):
     detail = fields.Dict(required=True)
 
 
-class AuditLogSchema(Schema):
-    entries = fields.List(fields.Nested(AuditEntrySchema), required=True)
-    size = fields.Integer(required=True)
+AuditLogSchema = stream_page_schema("AuditLogSchema", AuditEntrySchema)
 
 
 class ClearedSchema(Schema):

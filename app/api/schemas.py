@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from marshmallow import (
@@ -20,6 +20,7 @@ import handlers
 from celery_app import defaults, model, strictjson
 from celery_app.batch import MAX_BATCH
 from celery_app.errors import InvalidRequest
+from celery_app.events import EVENT_ID_PATTERN, is_event_id
 from celery_app.payloads import (  # noqa: F401  (re-exported for the views and the document)
     StrictBoolean,
     StrictInteger,
@@ -238,6 +239,56 @@ class ListQuerySchema(Schema):
         data["filter"] = ",".join(f"{n}:{v}" for n, v in given.items()) or "all"
         data["sort"] = SORT_KEYS[data["sort_by"]]
         return data
+
+
+#: ``count`` of a stream page: at most this many entries, and this many when not given.
+MAX_STREAM_PAGE = 1000
+DEFAULT_STREAM_PAGE = 100
+
+
+def stream_page_query(name: str, id_name: str, after_description: str | None = None,
+                      ) -> type[Schema]:
+    """The query-string schema (class ``name``) of a page of a Redis stream, oldest first.
+
+    ``count``: 1-1000 entries (default 100); ``after``: the entry id (``1763800000000-0``,
+    :data:`~celery_app.events.EVENT_ID_PATTERN`) of the last entry seen, exclusive; absent,
+    the page starts at the oldest entry. Unknown parameters, a ``count`` out of range and an
+    ``after`` that is not an entry id (the 400 says ``must be <id_name> such as …``) are
+    refused. ``after_description`` documents ``after`` in the OpenAPI document.
+    """
+
+    def entry_id(value: str) -> None:
+        if not is_event_id(value):
+            raise ValidationError(f"must be {id_name} such as 1763800000000-0")
+
+    after = {"pattern": EVENT_ID_PATTERN}
+    if after_description:
+        after["description"] = after_description
+    return type(name, (Schema,), {
+        "__doc__": f"A page of a stream: ``count`` entries after ``after`` ({id_name}).",
+        "__module__": __name__,
+        "Meta": type("Meta", (), {"unknown": RAISE}),
+        "count": fields.Integer(validate=validate.Range(1, MAX_STREAM_PAGE),
+                                load_default=DEFAULT_STREAM_PAGE),
+        "after": fields.String(validate=entry_id, load_default=None, metadata=after),
+    })
+
+
+class PagedStream(Protocol):
+    """A Redis stream read a page at a time (:class:`celery_app.audit.AuditLog`,
+    :class:`celery_app.dlq.DeadLetters`)."""
+
+    def page(self, count: int, after: str | None) -> tuple[list[dict[str, Any]], int]: ...
+
+
+def stream_page(query: Schema, stream: PagedStream, args: dict[str, str]) -> dict[str, Any]:
+    """The page of ``stream`` that the query string ``args`` (one value a name) asks for,
+    loaded by ``query`` (a :func:`stream_page_query` schema): ``{"entries": [...], "size": n}``,
+    entries oldest first, ``size`` the stream's length. Raises :class:`ValidationError` (a
+    400) on a bad query."""
+    loaded = query.load(args)
+    entries, size = stream.page(loaded["count"], loaded["after"])
+    return {"entries": entries, "size": size}
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
