@@ -31,12 +31,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import math
-import os
-import shlex
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -46,7 +42,14 @@ if str(ROOT) not in sys.path:
 
 import redis  # noqa: E402
 
-from bench.e2e import command_stats  # noqa: E402
+from bench.common import (  # noqa: E402
+    Phase,
+    alternate,
+    command_stats,
+    median_phase,
+    print_header,
+    print_ratio,
+)
 from bench.submit import (  # noqa: E402
     BODY,
     HEADERS,
@@ -59,23 +62,6 @@ from bench.submit import (  # noqa: E402
 from tests.harness import RedisServer, WebServer  # noqa: E402
 
 BATCH_PATH = "/api/v1/tasks/batch"
-
-
-@dataclass
-class Phase:
-    """One phase: ``tasks`` created in ``seconds`` with ``commands`` Redis commands in all."""
-
-    tasks: int
-    seconds: float
-    commands: int
-
-    @property
-    def rate(self) -> float:
-        return self.tasks / self.seconds if self.seconds > 0 else math.nan
-
-    @property
-    def per_task(self) -> float:
-        return self.commands / self.tasks
 
 
 def batch_body(tasks: int) -> bytes:
@@ -145,38 +131,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; raises on any failed submit or queue mismatch."""
     args = parse_args(argv)
-    print(f"command: {shlex.join(sys.orig_argv)}")
-    print(
-        f"machine: nproc={os.cpu_count()}, load average "
-        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-        flush=True,
-    )
+    print_header()
     body = batch_body(args.tasks)
     server = RedisServer().start()
     web: WebServer | None = None
     try:
         db = redis.Redis.from_url(server.url())
         web = WebServer(server.url(), workers=2, threads=8).start()
-        rounds: dict[str, list[Phase]] = {"batch": [], "single": []}
-        for number in range(1, args.rounds + 1):
-            for name in rounds:
-                db.flushdb()
-                db.config_resetstat()
-                if name == "batch":
-                    seconds = batch_phase(web.url, body, args.tasks)
-                else:
-                    seconds = single_phase(web.url, args.tasks, args.concurrency)
-                commands = sum(command_stats(db).values())
-                queued = db.llen(QUEUE)
-                if queued != args.tasks:
-                    raise RuntimeError(f"{name}: LLEN {QUEUE} {queued} != {args.tasks}")
-                phase = Phase(args.tasks, seconds, commands)
-                rounds[name].append(phase)
-                print(
-                    f"round {number} {name}: {phase.rate:.0f} tasks/s, "
-                    f"{phase.per_task:.1f} commands/task",
-                    flush=True,
-                )
+        url = web.url
+
+        def measure(name: str) -> Phase:
+            db.flushdb()
+            db.config_resetstat()
+            if name == "batch":
+                seconds = batch_phase(url, body, args.tasks)
+            else:
+                seconds = single_phase(url, args.tasks, args.concurrency)
+            commands = command_stats(db)
+            queued = db.llen(QUEUE)
+            if queued != args.tasks:
+                raise RuntimeError(f"{name}: LLEN {QUEUE} {queued} != {args.tasks}")
+            return Phase(args.tasks, seconds, commands)
+
+        rounds = alternate(("batch", "single"), args.rounds, measure)
         db.flushdb()
         db.close()
         web.stop()
@@ -186,10 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             "batch": batch_round_trips(rt_url, args.tasks),
             "single": redis_sends_per_submit(service_factory(rt_url), rt_url)[1],
         }
-        medians = {
-            name: sorted(phases, key=lambda p: p.rate)[(len(phases) - 1) // 2]
-            for name, phases in rounds.items()
-        }
+        medians = {name: median_phase(phases) for name, phases in rounds.items()}
         print(f"\n{args.tasks} echo tasks per phase, median of {args.rounds} rounds:\n")
         print(
             "| submit | tasks/s (median) | rounds | Redis commands per task | "
@@ -201,12 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"| {name} | {phase.rate:.0f} | {each} | {phase.per_task:.1f} | {trips[name]:.3f} |"
             )
-        ratio = medians["batch"].rate / medians["single"].rate
-        pairs = [b.rate / s.rate for b, s in zip(rounds["batch"], rounds["single"], strict=True)]
-        print(
-            f"\nbatch / single throughput: {ratio:.1f}; per round "
-            + ", ".join(f"{p:.1f}" for p in pairs)
-        )
+        print_ratio("batch / single throughput", medians, rounds, "batch", "single", digits=1)
     finally:
         if web is not None:
             web.stop()

@@ -44,18 +44,12 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
-import re
-import shlex
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -65,19 +59,21 @@ if str(ROOT) not in sys.path:
 
 import redis  # noqa: E402
 
+from bench.common import (  # noqa: E402
+    WORKERS,
+    Phase,
+    WorkerRun,
+    command_stats,
+    measure_worker,
+    print_header,
+    report,
+)
 from celery_app import create_celery  # noqa: E402
 from celery_app.model import QUEUES  # noqa: E402
 from celery_app.settings import Settings  # noqa: E402
 from celery_app.store import NewTask  # noqa: E402
-from tests.harness import RedisServer, WebServer, service_env, wait_for  # noqa: E402
+from tests.harness import RedisServer, WebServer  # noqa: E402
 
-#: Worker targets: (``-A`` app, ``BARE_VARIANT``, extra worker arguments).
-WORKERS = {
-    "service": ("celery_app", None, []),
-    "bare-same": ("bench.bare_worker", "same", []),
-    "bare-defaults": ("bench.bare_worker", "defaults", []),
-    "bare-events": ("bench.bare_worker", "same", ["-E"]),
-}
 #: HTTP targets: (gunicorn app, worker target).
 HTTP_TARGETS = {
     "service": ("app:create_app()", "service"),
@@ -89,122 +85,6 @@ TARGETS = {
 }
 MAX_COMMANDS_PER_TASK = 25
 HTTP_CLIENTS = 4
-READY = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): \w+/MainProcess\] \S+ ready\.")
-SUCCEEDED = re.compile(
-    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): \w+/[\w-]+\] "
-    r"Task echo\[[^\]]+\] succeeded"
-)
-SKIPPED_COMMANDS = {"info", "config"}
-
-
-def _stamp(text: str) -> float:
-    """A worker log timestamp (local time) as epoch seconds."""
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
-
-
-class WorkerRun:
-    """One worker subprocess whose log is followed for ``ready.`` and ``succeeded`` lines."""
-
-    def __init__(self, target: str, redis_url: str, log_dir: Path) -> None:
-        app, variant, extra = WORKERS[target]
-        env = service_env(redis_url)
-        if variant:
-            env["BARE_VARIANT"] = variant
-        self.log_path = log_dir / f"{target}-{time.monotonic_ns()}.log"
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                app,
-                "worker",
-                "-Q",
-                ",".join(QUEUES),
-                "-c",
-                "2",
-                "--pool",
-                "prefork",
-                "-n",
-                f"bench-{target}@%h",
-                "--without-mingle",
-                "--without-gossip",
-                "--loglevel",
-                "INFO",
-                *extra,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.ready_at: float | None = None
-        self.done: list[float] = []
-        self._offset = 0
-        self._partial = b""
-
-    def follow(self) -> None:
-        """Read what the log gained since the last call."""
-        with open(self.log_path, "rb") as log:
-            log.seek(self._offset)
-            chunk = log.read()
-        self._offset += len(chunk)
-        lines = (self._partial + chunk).split(b"\n")
-        self._partial = lines.pop()
-        for raw in lines:
-            line = raw.decode(errors="replace")
-            if (match := SUCCEEDED.match(line)) is not None:
-                self.done.append(_stamp(match.group(1)))
-            elif " raised unexpected" in line or "Unrecoverable error" in line:
-                raise AssertionError(f"{self.log_path.name}: {line}")
-            elif self.ready_at is None and (match := READY.match(line)) is not None:
-                self.ready_at = _stamp(match.group(1))
-
-    def wait(self, what: str, condition, timeout: float) -> None:
-        def check() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker exited:\n{self.log_path.read_text()[-3000:]}")
-            self.follow()
-            return condition()
-
-        wait_for(check, timeout=timeout, interval=0.05, message=what)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self.log.close()
-        self.log_path.unlink(missing_ok=True)
-
-
-@dataclass
-class Phase:
-    """What one phase measured."""
-
-    tasks: int
-    seconds: float
-    commands: Counter[str]
-
-    @property
-    def rate(self) -> float:
-        return self.tasks / self.seconds
-
-    @property
-    def per_task(self) -> float:
-        return sum(self.commands.values()) / self.tasks
-
-
-def command_stats(client: redis.Redis) -> Counter[str]:
-    """Calls per command since the last ``CONFIG RESETSTAT`` (without INFO/CONFIG)."""
-    stats = client.info("commandstats")
-    counts: Counter[str] = Counter()
-    for name, values in stats.items():
-        command = name.removeprefix("cmdstat_").split("|")[0]
-        if command not in SKIPPED_COMMANDS:
-            counts[command] += int(values["calls"])
-    return counts
 
 
 def queue_service_tasks(redis_url: str, count: int) -> None:
@@ -233,20 +113,10 @@ def queue_bare_tasks(redis_url: str, count: int) -> None:
 
 
 def worker_phase(target: str, server: RedisServer, tasks: int, log_dir: Path) -> Phase:
-    client = redis.Redis.from_url(server.url())
-    client.flushall()
-    (queue_service_tasks if target == "service" else queue_bare_tasks)(server.url(), tasks)
-    client.config_resetstat()
-    worker = WorkerRun(target, server.url(), log_dir)
-    try:
-        worker.wait("ready", lambda: worker.ready_at is not None, timeout=60)
-        worker.wait(f"{tasks} tasks", lambda: len(worker.done) >= tasks, timeout=600)
-        commands = command_stats(client)
-        assert worker.ready_at is not None
-        return Phase(tasks, max(worker.done) - worker.ready_at, commands)
-    finally:
-        worker.stop()
-        client.close()
+    """``tasks`` echo tasks queued (through the store for ``service``, ``send_task`` for the
+    bare targets), then one ``target`` worker timed from ready to the last task done."""
+    queue = queue_service_tasks if target == "service" else queue_bare_tasks
+    return measure_worker(target, server, tasks, log_dir, lambda url: queue(url, tasks))
 
 
 def _http_client(url: str, count: int, started: list[float], errors: list[str]) -> None:
@@ -300,32 +170,6 @@ def http_phase(target: str, server: RedisServer, tasks: int, log_dir: Path) -> P
         client.close()
 
 
-def median_phase(phases: list[Phase]) -> Phase:
-    """The median round by throughput (the lower middle one for an even count)."""
-    ordered = sorted(phases, key=lambda p: p.rate)
-    return ordered[(len(ordered) - 1) // 2]
-
-
-def _top(commands: Counter[str], tasks: int) -> str:
-    return ", ".join(
-        f"{name.upper()} {count / tasks:.1f}" for name, count in commands.most_common(12)
-    )
-
-
-def report(title: str, rounds: dict[str, list[Phase]]) -> dict[str, Phase]:
-    medians = {name: median_phase(phases) for name, phases in rounds.items()}
-    print(f"\n{title}\n")
-    print("| target | tasks/s (median) | rounds | Redis commands per task | most frequent |")
-    print("|---|---:|---|---:|---|")
-    for name, phase in medians.items():
-        each = " / ".join(f"{p.rate:.0f}" for p in rounds[name])
-        print(
-            f"| {name} | {phase.rate:.0f} | {each} | {phase.per_task:.1f} | "
-            f"{_top(phase.commands, phase.tasks)} |"
-        )
-    return medians
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per worker phase")
@@ -350,12 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupted)
     args = parse_args(argv)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    print(f"command: {shlex.join(sys.orig_argv)}")
-    print(
-        f"machine: nproc={os.cpu_count()}, load average "
-        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-        flush=True,
-    )
+    print_header()
     server = RedisServer().start()
     log_dir = Path(tempfile.mkdtemp(prefix="tq-e2e-"))
     try:

@@ -6,10 +6,11 @@ Run from the repository root::
 
 Method
 ------
-* Reuses ``bench/e2e.py``'s worker phase: one private ``redis-server``, flushed; ``--tasks``
-  no-op ``echo`` tasks queued through the store (spread over the four priority queues); ``CONFIG
-  RESETSTAT``; then one service worker ``-c 2 --pool prefork`` is started, and the time runs
-  from its ``ready.`` log line to the last ``Task echo[…] succeeded`` line.
+* Reuses ``bench/e2e.py``'s worker phase (``bench.common.measure_worker``): one private
+  ``redis-server``, flushed; ``--tasks`` no-op ``echo`` tasks queued through the store (spread
+  over the four priority queues); ``CONFIG RESETSTAT``; then one service worker ``-c 2 --pool
+  prefork`` is started, and the time runs from its ``ready.`` log line to the last ``Task
+  echo[…] succeeded`` line.
 * ``limited``: before the worker starts, ``PUT /admin/limits/echo {"rate": "100000/s",
   "concurrency": 1000}`` (through the app's own route, Flask's test client) — a limit that
   never holds a task back, so what differs is only the cost of checking and recording it at
@@ -23,25 +24,23 @@ Method
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import redis  # noqa: E402
-
-from bench.e2e import (  # noqa: E402
+from bench.common import (  # noqa: E402
     Phase,
-    WorkerRun,
-    command_stats,
-    queue_service_tasks,
+    alternate,
+    log_folder,
+    measure_worker,
+    print_header,
+    print_ratio,
     report,
 )
+from bench.e2e import queue_service_tasks  # noqa: E402
 from celery_app.settings import Settings  # noqa: E402
 from tests.harness import RedisServer  # noqa: E402
 
@@ -62,22 +61,13 @@ def set_limit(redis_url: str) -> None:
 
 def limit_phase(target: str, server: RedisServer, tasks: int, log_dir: Path) -> Phase:
     """Queue ``tasks`` echo tasks, set the limit for ``limited``, run one worker until done."""
-    client = redis.Redis.from_url(server.url())
-    client.flushall()
-    queue_service_tasks(server.url(), tasks)
-    if target == "limited":
-        set_limit(server.url())
-    client.config_resetstat()
-    worker = WorkerRun("service", server.url(), log_dir)
-    try:
-        worker.wait("ready", lambda: worker.ready_at is not None, timeout=60)
-        worker.wait(f"{tasks} tasks", lambda: len(worker.done) >= tasks, timeout=600)
-        commands = command_stats(client)
-        assert worker.ready_at is not None
-        return Phase(tasks, max(worker.done) - worker.ready_at, commands)
-    finally:
-        worker.stop()
-        client.close()
+
+    def prepare(redis_url: str) -> None:
+        queue_service_tasks(redis_url, tasks)
+        if target == "limited":
+            set_limit(redis_url)
+
+    return measure_worker("service", server, tasks, log_dir, prepare)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,43 +78,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.tasks, args.rounds) <= 0:
         parser.error("--tasks and --rounds must be > 0")
-    print(f"command: {shlex.join(sys.orig_argv)}")
-    print(
-        f"machine: nproc={os.cpu_count()}, load average "
-        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-        flush=True,
-    )
+    print_header()
     server = RedisServer().start()
-    log_dir = Path(tempfile.mkdtemp(prefix="tq-limits-"))
     try:
-        rounds: dict[str, list[Phase]] = {t: [] for t in TARGETS}
-        for number in range(1, args.rounds + 1):
-            for target in TARGETS:
-                phase = limit_phase(target, server, args.tasks, log_dir)
-                rounds[target].append(phase)
-                print(
-                    f"round {number} {target}: {phase.rate:.0f} tasks/s, "
-                    f"{phase.per_task:.1f} commands/task",
-                    flush=True,
-                )
+        with log_folder("tq-limits-") as log_dir:
+            rounds = alternate(
+                TARGETS, args.rounds,
+                lambda target: limit_phase(target, server, args.tasks, log_dir),
+            )
         medians = report(
             f"worker: {args.tasks} echo tasks queued, then one worker -c 2 started "
             f"(ready → last done), median of {args.rounds} rounds; limited = {LIMIT}:",
             rounds,
         )
-        ratio = medians["limited"].rate / medians["none"].rate
-        pairs = [a.rate / b.rate for a, b in zip(rounds["limited"], rounds["none"], strict=True)]
         extra = medians["limited"].per_task - medians["none"].per_task
-        print(
-            f"\nlimited / none throughput: {ratio:.2f}; per round "
-            + ", ".join(f"{p:.2f}" for p in pairs)
-        )
+        print_ratio("limited / none throughput", medians, rounds, "limited", "none")
         print(f"extra Redis commands per task with a limit: {extra:+.1f}")
     finally:
         server.stop()
-        for leftover in log_dir.glob("*"):
-            leftover.unlink()
-        log_dir.rmdir()
     return 0
 
 

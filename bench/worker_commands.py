@@ -22,10 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import command_stats  # noqa: E402
 from tests.harness import RedisServer, wait_for  # noqa: E402
 from tests.service import Env  # noqa: E402
 
-LEFT_OUT = {"zcount", "info", "config"}
+LEFT_OUT = frozenset({"zcount", "info", "config"})
 #: Lowest score of a completed task in the state index (rank 4 × 2^46, celery_app/keys.py).
 COMPLETED = 4 * 2**46
 
@@ -50,9 +51,7 @@ def main() -> None:
             message="every task to complete",
         )
         elapsed = time.monotonic() - started
-        stats = env.redis.info("commandstats")
-        calls = {name.removeprefix("cmdstat_"): v["calls"] for name, v in stats.items()}
-        counted = {k: v for k, v in calls.items() if k not in LEFT_OUT}
+        counted = command_stats(env.redis, skipped=LEFT_OUT)
         total = sum(counted.values())
         print(f"{args.tasks} echo tasks in {elapsed:.1f} s")
         print(f"redis commands per task: {total / args.tasks:.1f}")
