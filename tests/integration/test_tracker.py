@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from app import create_app
+from celery_app import keys
 from tests.harness import wait_for
 
 TEXT = b"first line\nsecond line\nthird line without newline"
@@ -193,16 +194,45 @@ def test_statistics_count_a_mixed_workload(env):
     assert 50 <= stats["avg_processing_time_ms"] < 5000
 
 
+def _ms(stamp: str) -> int:
+    """An envelope timestamp (ISO-8601, ms, ``Z``) as ms since the epoch."""
+    return (datetime.fromisoformat(stamp) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+        milliseconds=1)
+
+
+def _updated_score(envelope: dict) -> int:
+    """Where ``celery_app/keys.py`` puts a task in its type's updated index: the rank of its
+    state × 2⁴² + its last transition (ms)."""
+    return keys.STATE_RANK[envelope["state"]] * keys.UPDATED_UNIT + _ms(envelope["updated_at"])
+
+
 def test_retention_sweep_removes_old_final_tasks_with_their_files(env):
-    env.worker(task_retention_seconds=1)
+    retention_ms = 1000
+    env.worker(task_retention_seconds=retention_ms // 1000)
     kept = env.submit(type="echo", scheduled_at=(datetime.now(UTC) + timedelta(hours=1))
                       .isoformat())
     task = upload(env.client).get_json()
-    env.wait_state(task["task_id"], "completed")
+    done = env.wait_state(task["task_id"], "completed")
+    # Final tasks are aged by their score in their type's updated index. Read with Redis's
+    # clock in one transaction: while the retention has not passed since the completion, the
+    # sweep cannot have run on it, and that score must be there (on a machine so slow that it
+    # has passed, only the checks after the sweep below apply).
+    pipe = env.redis.pipeline(transaction=True)
+    pipe.time()
+    pipe.zscore(keys.updated_index(done["type"]), task["task_id"])
+    (seconds, micros), score = pipe.execute()
+    if seconds * 1000 + micros // 1000 - _ms(done["updated_at"]) < retention_ms:
+        assert score == _updated_score(done)
     wait_for(lambda: env.client.get(f"/api/v1/tasks/{task['task_id']}").status_code == 404,
              timeout=15, message="the sweep")
     assert task_dirs(env) == []
     listing = env.client.get("/api/v1/tasks").get_json()
     assert [t["id"] for t in listing["tasks"]] == [kept["id"]] and listing["total"] == 1
     assert env.client.get("/api/v1/tasks/statistics").get_json()["total"] == 1
-    assert not env.redis.zscore("tq:final", task["task_id"])
+    # The swept task is gone from every index (the updated one it was aged by included), and
+    # the kept one, not final, is still in its own updated index with its state's rank.
+    assert not env.redis.exists(keys.task(task["task_id"]))
+    for index in env.redis.scan_iter(match=f"{keys.PREFIX}idx:*"):
+        assert env.redis.zscore(index, task["task_id"]) is None, index
+    kept_now = env.get(kept["id"])
+    assert env.redis.zscore(keys.updated_index("echo"), kept["id"]) == _updated_score(kept_now)
