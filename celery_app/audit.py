@@ -15,7 +15,7 @@ written with its change, in one of two ways:
   ``audit`` script inside the same ``EXEC`` (stamped on Redis's clock, like every script)::
 
       pipe = client.pipeline(transaction=True)
-      pipe.hset(keys.paused(), hostname, when)
+      pipe.hset(keys.gates(), keys.worker_gate(hostname), when)
       audit.add(pipe, scripts)
       pipe.execute()
 

@@ -1,7 +1,7 @@
 """What a worker consumes: worker pause and queue pause, one mechanism, applied and confirmed.
 
-A worker consumes its ``-Q`` queues minus the paused queues (``tq:queues:paused``), or nothing
-while the worker itself is paused (``tq:paused``). Both flags are persisted in Redis, so a
+A worker consumes its ``-Q`` queues minus the paused queues, or nothing while the worker itself
+is paused (both flags are fields of ``tq:gates``, :mod:`celery_app.keys`). Both flags are persisted in Redis, so a
 worker that restarts, or starts later, honours them before it consumes its first message.
 
 **Applying.** The web process sets the flag, then sends Celery's remote-control command
@@ -35,6 +35,7 @@ from celery import Celery
 from celery.worker.control import control_command
 
 from . import keys, model
+from .workers import queues_in
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +45,8 @@ SYNC_COMMAND = "taskqueue_sync"
 
 def read_flags(client: redis.Redis, hostname: str) -> tuple[bool, set[str]]:
     """``(worker paused, paused queue names)`` as persisted, in one round trip."""
-    pipe = client.pipeline(transaction=False)
-    pipe.hexists(keys.paused(), hostname)
-    pipe.hkeys(keys.paused_queues())
-    paused, queues = pipe.execute()
-    return bool(paused), set(queues)
+    fields = client.hkeys(keys.gates())
+    return keys.worker_gate(hostname) in fields, queues_in(fields)
 
 
 class Consumption:

@@ -21,11 +21,8 @@ key                            type    TTL     written by                   read
 ``tq:workers``                 zset    --      worker heartbeat             admin, reaper
 ``tq:worker:<hostname>``       hash    3 hb    worker heartbeat             admin, reaper
 ``tq:lock:<name>``             string  PX      lock holders (worker)        lock holders
-``tq:paused``                  hash    --      pause API (web)              workers, claim script
-``tq:queues:paused``           hash    --      queue pause API (web)        workers, claim script
-``tq:lease:<id>``              string  PX      claim script, pool child     retry, reaper
+``tq:gates``                   hash    --      pause and limits APIs (web)  workers, claim script
 ``tq:health``                  string  10 s    /admin/health (web)          nobody
-``tq:limits``                  hash    --      limits API (web)             claim script, API
 ``tq:limit:rate:<type>``       zset    window  claim script                 claim script
 ``tq:limit:running:<type>``    hash    --      claim script                 claim script
 ``tq:metrics:<name>``          hash    --      store scripts                /metrics collector
@@ -35,6 +32,17 @@ key                            type    TTL     written by                   read
 =============================  ======  ======  ===========================  =====================
 
 Every time in a score or field (ms or ISO-8601) is on Redis's clock (``TIME``), never a host's.
+
+Gates: ``tq:gates`` holds everything that may hold a task back when a worker claims it, so the
+claim reads all of it with one ``HMGET``: ``worker:<hostname>`` (that worker is paused; value:
+when), ``queue:<name>`` (that queue is paused; value: when) and ``limit:<type>`` (the limits of
+that task type: JSON ``{"rate", "concurrency", "rate_n", "rate_ms"}``).
+
+Leases: a running execution's lease is two fields of its envelope, ``lease`` (the execution's
+delivery token) and ``lease_until`` (ms on Redis's clock; ``0`` once released). It is held while
+``lease_until`` is in the future: the claim writes both in the envelope's own ``HSET``, the
+executing pool child extends ``lease_until`` (:mod:`celery_app.lease`), the outcome's ``HSET``
+releases it — no key of its own to create, expire or delete per task.
 
 Webhooks: ``tq:webhooks`` scores each pending delivery by when it is due (ms) — while a
 worker delivers it, by when that worker's lease runs out; ``tq:webhook:<delivery>`` holds the
@@ -136,9 +144,26 @@ def batch_idempotency(key: str) -> str:
     return f"{PREFIX}idem-batch:{key}"
 
 
-def limits() -> str:
-    """Limits per task type: type → JSON ``{"rate", "concurrency", "rate_n", "rate_ms"}``."""
-    return f"{PREFIX}limits"
+def gates() -> str:
+    """What may hold a claim back: worker pauses, queue pauses and limits per task type, one
+    hash (fields: :func:`worker_gate`, :func:`queue_gate`, :func:`limit_gate`)."""
+    return f"{PREFIX}gates"
+
+
+def worker_gate(hostname: str) -> str:
+    """The field of :func:`gates` present while a worker is paused (value: when, ISO-8601)."""
+    return f"worker:{hostname}"
+
+
+def queue_gate(queue: str) -> str:
+    """The field of :func:`gates` present while a queue is paused (value: when, ISO-8601)."""
+    return f"queue:{queue}"
+
+
+def limit_gate(task_type: str) -> str:
+    """The field of :func:`gates` holding a task type's limits: JSON ``{"rate", "concurrency",
+    "rate_n", "rate_ms"}``."""
+    return f"limit:{task_type}"
 
 
 def limit_rate(task_type: str) -> str:
@@ -148,7 +173,7 @@ def limit_rate(task_type: str) -> str:
 
 def limit_running(task_type: str) -> str:
     """Executions of one task type holding a concurrency slot: task id → delivery (a slot is
-    held while ``tq:lease:<id>`` still names that delivery)."""
+    held while that task's lease still names that delivery)."""
     return f"{PREFIX}limit:running:{task_type}"
 
 
@@ -171,22 +196,6 @@ def workers() -> str:
 def worker(hostname: str) -> str:
     """One worker's heartbeat record."""
     return f"{PREFIX}worker:{hostname}"
-
-
-def paused() -> str:
-    """Workers told to stop consuming: hostname → when (kept across worker restarts)."""
-    return f"{PREFIX}paused"
-
-
-def paused_queues() -> str:
-    """Queues told to stand still: queue name → when (kept across worker restarts)."""
-    return f"{PREFIX}queues:paused"
-
-
-def lease(task_id: str) -> str:
-    """The live execution of a task: its delivery token, expiring unless the executing pool
-    child renews it (see :mod:`celery_app.lease`)."""
-    return f"{PREFIX}lease:{task_id}"
 
 
 def metrics(name: str) -> str:

@@ -1,7 +1,9 @@
 """A task's lease, kept alive by the process that executes the task.
 
-The claim script takes ``tq:lease:<id>`` (value: the execution's delivery token, expiring after
-:attr:`~celery_app.settings.Settings.lease_seconds`, three heartbeat intervals). While the
+The claim script takes the task's lease: the envelope's ``lease`` field names the execution's
+delivery token and ``lease_until`` says when it lapses (ms on Redis's clock, now +
+:attr:`~celery_app.settings.Settings.lease_seconds`, three heartbeat intervals), both written by
+the claim's own ``HSET`` (:mod:`celery_app.keys`). While the
 handler runs, a daemon thread of the **pool child** renews it every
 ``WORKER_HEARTBEAT_SECONDS``, and only while the lease still names this execution's delivery.
 The worker's main process takes no part, so:
@@ -13,8 +15,9 @@ The worker's main process takes no part, so:
   and the reaper waits for that after an outage (:mod:`celery_app.maintenance`);
 - a child that dies stops renewing: the lease expires, and the reaper
   (:mod:`celery_app.maintenance`) queues the task again;
-- the script that records the end of an execution (``finish.lua``) deletes the lease in the
-  same step, so ``POST …/retry`` is refused (409) exactly while an execution still holds it.
+- the script that records the end of an execution (``finish.lua``) releases the lease in the
+  same step (``lease_until`` = 0), so ``POST …/retry`` is refused (409) exactly while an
+  execution still holds it.
 """
 
 from __future__ import annotations
@@ -29,21 +32,25 @@ from . import keys
 
 logger = logging.getLogger(__name__)
 
-#: Extend the lease only while it still names this execution (KEYS[1] lease, KEYS[2] the task's
-#: envelope, ARGV[1] delivery, ARGV[2] TTL ms). A lease that lapsed while Redis was away (an
-#: outage longer than its TTL, a Sentinel failover) is taken again if the task is still running
-#: under this execution's delivery: nobody else can have started it. Returns 1 when renewed, 0
-#: when the lease is someone else's or the task no longer this execution's.
-#: ``allow-oom`` (Redis 7 script flags): extending a TTL takes no memory, and an execution that
-#: still runs must keep its lease while Redis refuses writes at ``maxmemory`` — else the task
-#: would be queued again under a live handler as soon as memory is back.
+#: Extend the lease only while it still names this execution (KEYS[1] the task's envelope,
+#: ARGV[1] delivery, ARGV[2] TTL ms; the new ``lease_until`` is Redis's ``TIME`` + TTL). A lease
+#: that lapsed while Redis was away (an outage longer than its TTL, a Sentinel failover) is
+#: taken again if the task is still running under this execution's delivery: nobody else can
+#: have started it. Returns 1 when renewed, 0 when the lease is someone else's or the task no
+#: longer this execution's (or gone).
+#: ``allow-oom`` (Redis 7 script flags): rewriting a number in place takes no memory to speak of,
+#: and an execution that still runs must keep its lease while Redis refuses writes at
+#: ``maxmemory`` — else the task would be queued again under a live handler as soon as memory is
+#: back.
 _RENEW = """#!lua flags=allow-oom
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if holder then return 0 end
-local task = redis.call('HMGET', KEYS[2], 'state', 'delivery')
-if task[1] ~= 'running' or task[2] ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local task = redis.call('HMGET', KEYS[1], 'lease', 'lease_until', 'state', 'delivery')
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local held = tonumber(task[2] or '0') > now
+if task[1] ~= ARGV[1] or not held then
+  if held or task[3] ~= 'running' or task[4] ~= ARGV[1] then return 0 end
+end
+redis.call('HSET', KEYS[1], 'lease', ARGV[1], 'lease_until', string.format('%.0f', now + ARGV[2]))
 return 1
 """
 
@@ -65,7 +72,6 @@ class Lease:
         ttl_seconds: float,
         interval_seconds: float,
     ) -> None:
-        self.key = keys.lease(task_id)
         self.task_key = keys.task(task_id)
         self.delivery = delivery
         self.ttl_ms = int(ttl_seconds * 1000)
@@ -84,7 +90,7 @@ class Lease:
         self.stop()
 
     def stop(self) -> None:
-        """Stop renewing (the lease itself is deleted by the script recording the outcome)."""
+        """Stop renewing (the lease itself is released by the script recording the outcome)."""
         self._stopped.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=self.interval + 1)
@@ -92,12 +98,10 @@ class Lease:
     def _run(self) -> None:
         while not self._stopped.wait(self.interval):
             try:
-                held = self._renew(
-                    keys=[self.key, self.task_key], args=[self.delivery, self.ttl_ms]
-                )
+                held = self._renew(keys=[self.task_key], args=[self.delivery, self.ttl_ms])
             except Exception:  # Redis unreachable: the next interval tries again
-                logger.warning("could not renew %s", self.key, exc_info=True)
+                logger.warning("could not renew the lease of %s", self.task_key, exc_info=True)
                 continue
             if not held:
-                logger.warning("%s lost: the task may run elsewhere", self.key)
+                logger.warning("lease of %s lost: the task may run elsewhere", self.task_key)
                 return

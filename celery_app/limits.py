@@ -22,8 +22,9 @@ held back by a concurrency cap is tried again every :data:`CONCURRENCY_RECHECK_M
 parked task at least every :data:`MAX_PARK_MS`, so a limit raised or removed takes effect
 within seconds for tasks already waiting.
 
-Keys (:mod:`celery_app.keys`): ``tq:limits`` (type → JSON ``{"rate", "concurrency", "rate_n",
-"rate_ms"}``), ``tq:limit:rate:<type>``, ``tq:limit:running:<type>``.
+Keys (:mod:`celery_app.keys`): the ``limit:<type>`` fields of ``tq:gates`` (JSON ``{"rate",
+"concurrency", "rate_n", "rate_ms"}``, read by the claim with the pause flags in one ``HMGET``),
+``tq:limit:rate:<type>``, ``tq:limit:running:<type>``.
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ class Limits:
 
     def all(self) -> dict[str, dict[str, Any]]:
         """``{type: {"rate": "4/s" | None, "concurrency": n | None}}`` for every limited type."""
-        stored = self.redis.hgetall(keys.limits())
-        return {name: _public(raw) for name, raw in sorted(stored.items())}
+        prefix = keys.limit_gate("")
+        stored = self.redis.hgetall(keys.gates())
+        return {name.removeprefix(prefix): _public(raw) for name, raw in sorted(stored.items())
+                if name.startswith(prefix)}
 
     def set(self, task_type: str, rate: str | None, concurrency: int | None,
             audit: Audit | None = None) -> dict[str, Any]:
@@ -83,9 +86,9 @@ class Limits:
             limit["rate_n"], limit["rate_ms"] = parse_rate(rate)
         pipe = self.redis.pipeline(transaction=True)
         if rate is None and concurrency is None:
-            pipe.hdel(keys.limits(), task_type)
+            pipe.hdel(keys.gates(), keys.limit_gate(task_type))
         else:
-            pipe.hset(keys.limits(), task_type, json.dumps(limit))
+            pipe.hset(keys.gates(), keys.limit_gate(task_type), json.dumps(limit))
         if audit is not None:
             audit.add(pipe, self.scripts)
         pipe.execute()
@@ -94,7 +97,7 @@ class Limits:
     def delete(self, task_type: str, audit: Audit | None = None) -> bool:
         """Remove the limits of ``task_type``; whether it had any. Audited in the same ``MULTI``."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hdel(keys.limits(), task_type)
+        pipe.hdel(keys.gates(), keys.limit_gate(task_type))
         if audit is not None:
             audit.add(pipe, self.scripts)
         return bool(pipe.execute()[0])

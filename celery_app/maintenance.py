@@ -63,12 +63,15 @@ def lost_tasks(store: Store) -> list[tuple[str, str, str]]:
     if not tasks:
         return []
     pipe = store.redis.pipeline(transaction=False)
+    pipe.time()
     for _, task_id, _, _ in tasks:
-        pipe.exists(keys.lease(task_id))
+        pipe.hget(keys.task(task_id), "lease_until")
+    (seconds, microseconds), *until = pipe.execute()
+    now_ms = seconds * 1000 + microseconds // 1000
     return [
         (task_id, delivery, f"execution lost on worker {worker} (lease expired)")
-        for (worker, task_id, delivery, _), leased in zip(tasks, pipe.execute(), strict=True)
-        if not leased
+        for (worker, task_id, delivery, _), lease_until in zip(tasks, until, strict=True)
+        if int(lease_until or 0) <= now_ms
     ]
 
 

@@ -43,7 +43,7 @@ _JSON_FIELDS = ("payload", "metadata", "result")
 _INT_FIELDS = ("progress", "attempts", "max_retries", "timeout", "file_size")
 #: Bookkeeping fields kept in the hash but not part of the public envelope.
 _PRIVATE_FIELDS = ("delivery", "created_ms", "started_ms", "duration_ms", "dlq_id", "queued_ms",
-                   "cb_delivery")
+                   "cb_delivery", "lease", "lease_until")
 #: Hash fields of the webhook's delivery state → keys of the envelope's ``callback`` object.
 CALLBACK_FIELDS = {"cb_state": "state", "cb_attempts": "attempts", "cb_status": "last_status",
                    "cb_error": "last_error"}

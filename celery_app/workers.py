@@ -6,7 +6,7 @@ worker or a queue is a persisted flag that each worker applies and confirms
 (:mod:`celery_app.control`) and re-applies when it restarts.
 
 Keys (:mod:`celery_app.keys`): ``tq:workers`` (zset of known workers), ``tq:worker:<hostname>``
-(each record), ``tq:paused`` (worker pause flags), ``tq:queues:paused`` (queue pause flags),
+(each record), ``tq:gates`` (worker and queue pause flags),
 and worker and queue events on ``tq:events``.
 """
 
@@ -49,6 +49,12 @@ def _public(record: dict[str, str], paused: bool) -> dict[str, Any]:
     return worker
 
 
+def queues_in(gate_fields: list[str]) -> set[str]:
+    """The paused queue names among ``tq:gates``'s field names (:func:`keys.queue_gate`)."""
+    prefix = keys.queue_gate("")
+    return {name.removeprefix(prefix) for name in gate_fields if name.startswith(prefix)}
+
+
 class Workers:
     """Reads the registry and sets pause flags; O(workers) Redis work, one round trip."""
 
@@ -62,15 +68,15 @@ class Workers:
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(keys.worker(name))
-        pipe.hgetall(keys.paused())
-        *records, paused = pipe.execute()
-        return [_public(r, r["id"] in paused) for r in records if r]
+        pipe.hgetall(keys.gates())
+        *records, gates = pipe.execute()
+        return [_public(r, keys.worker_gate(r["id"]) in gates) for r in records if r]
 
     def get(self, hostname: str) -> dict[str, Any]:
         """One live worker, or :class:`WorkerNotFound`."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(keys.worker(hostname))
-        pipe.hexists(keys.paused(), hostname)
+        pipe.hexists(keys.gates(), keys.worker_gate(hostname))
         record, paused = pipe.execute()
         if not record:
             raise WorkerNotFound()
@@ -83,9 +89,9 @@ class Workers:
         self.get(hostname)
         pipe = self.redis.pipeline(transaction=True)
         if paused:
-            pipe.hset(keys.paused(), hostname, model.iso(model.now()))
+            pipe.hset(keys.gates(), keys.worker_gate(hostname), model.iso(model.now()))
         else:
-            pipe.hdel(keys.paused(), hostname)
+            pipe.hdel(keys.gates(), keys.worker_gate(hostname))
         if audit is not None:
             audit.add(pipe, self.scripts)
         pipe.execute()
@@ -93,12 +99,12 @@ class Workers:
     def set_queue_paused(self, queue: str, paused: bool, audit: Audit | None = None) -> bool:
         """Persist a queue's pause flag, emitting ``queue.paused``/``queue.resumed`` (and writing
         ``audit``) when it changed (one script call); true if it changed."""
-        return bool(self.scripts.run("queue_pause", [keys.paused_queues()], queue,
+        return bool(self.scripts.run("queue_pause", [keys.gates()], queue,
                                      "1" if paused else "0", argv(audit)))
 
     def paused_queues(self) -> set[str]:
         """Names of the paused queues."""
-        return set(self.redis.hkeys(keys.paused_queues()))
+        return queues_in(self.redis.hkeys(keys.gates()))
 
     def beat(self, hostname: str, record: dict[str, Any], ttl_ms: int) -> bool:
         """Write a worker's record; true when it just joined."""

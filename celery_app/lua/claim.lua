@@ -4,8 +4,9 @@
 -- A message that is live but may not start now — its worker or its queue is paused, or an
 -- earlier execution still holds the task's lease — is skipped with 'requeue': the caller puts
 -- it back on its queue and the task stays pending, no attempt counted.
--- Taking the task also takes its lease (tq:lease:<id> = delivery, expiring after ARGV[8] ms),
--- which the executing pool child renews (celery_app/lease.py).
+-- Taking the task also takes its lease (the envelope's lease = delivery, lease_until = now +
+-- ARGV[8] ms, in the transition's own HSET), which the executing pool child renews
+-- (celery_app/lease.py).
 -- ARGV[5] id, [6] delivery ('' for a message published without one), [7] worker hostname,
 -- [8] lease TTL (ms). Returns {'ok', attempts, max_retries, timeout, priority, type} (what the
 -- execution needs; the payload is the message's) or
@@ -18,26 +19,21 @@ local h = load(id)
 if not h then return {'skip', 'missing', 'no envelope'} end
 if h.state ~= 'pending' then return {'skip', h.state, 'state is ' .. h.state} end
 if (h.delivery or '') ~= delivery then return {'skip', h.state, 'stale delivery'} end
-if worker ~= '' and redis.call('HEXISTS', P .. 'paused', worker) == 1 then
-  return {'skip', h.state, 'worker paused', 'requeue'}
-end
-if redis.call('HEXISTS', P .. 'queues:paused', h.priority) == 1 then
-  return {'skip', h.state, 'queue ' .. h.priority .. ' paused', 'requeue'}
-end
-local lease = P .. 'lease:' .. id
-if not redis.call('SET', lease, delivery, 'NX', 'PX', lease_ms) then  -- one command when free
-  local holder = redis.call('GET', lease)
-  if holder and holder ~= delivery then
-    return {'skip', h.state, 'an earlier execution still runs', 'requeue'}
-  end
-  redis.call('SET', lease, delivery, 'PX', lease_ms)
+-- Everything that may hold the task back, in one read (tq:gates, celery_app/keys.py).
+local gates = redis.call('HMGET', P .. 'gates', 'worker:' .. worker, 'queue:' .. h.priority,
+                         'limit:' .. h.type)
+if worker ~= '' and gates[1] then return {'skip', h.state, 'worker paused', 'requeue'} end
+if gates[2] then return {'skip', h.state, 'queue ' .. h.priority .. ' paused', 'requeue'} end
+local holder = lease_holder(h)
+if holder and holder ~= delivery then
+  return {'skip', h.state, 'an earlier execution still runs', 'requeue'}
 end
 
 -- Limits of the task's type (celery_app/limits.py): a concurrency cap counts executions whose
 -- lease still names them (a lost worker's lease expires, and its slot with it); a rate allows
 -- at most rate_n starts in any window of rate_ms (a log of starts, trimmed to the window).
 -- Over a limit: skip with 'throttle' and the time it may be tried again.
-local limit = redis.call('HGET', P .. 'limits', h.type)
+local limit = gates[3]
 if limit then
   limit = cjson.decode(limit)  -- tonumber: a JSON null decodes to cjson.null, not nil
   limit.concurrency, limit.rate_n = tonumber(limit.concurrency), tonumber(limit.rate_n)
@@ -47,7 +43,8 @@ if limit then
     local slots = redis.call('HGETALL', running_key)
     local held = 0
     for i = 1, #slots, 2 do
-      if redis.call('GET', P .. 'lease:' .. slots[i]) == slots[i + 1] then held = held + 1
+      local slot = redis.call('HMGET', task_key(slots[i]), 'lease', 'lease_until')
+      if slot[1] == slots[i + 1] and tonumber(slot[2] or '0') > NOW_MS then held = held + 1
       else redis.call('HDEL', running_key, slots[i]) end
     end
     if held >= limit.concurrency then wait_ms = CONCURRENCY_RECHECK_MS end
@@ -73,7 +70,8 @@ if limit and limit.rate_n then
 end
 update(id, {'state', 'running', 'attempts', h.attempts, 'started_at', NOW_ISO,
             'started_ms', int(NOW_MS), 'worker_id', worker, 'next_retry_at', false,
-            'throttled_until', false}, h)
+            'throttled_until', false, 'lease', delivery, 'lease_until', int(NOW_MS + lease_ms)},
+       h)
 index_move(id, h, 'pending', 'running')
 local waited = math.max(0, NOW_MS - tonumber(h.queued_ms or h.created_ms))
 emit('task.started', id, h, {worker_id = worker, queue_wait_ms = waited})

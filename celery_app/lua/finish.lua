@@ -6,44 +6,47 @@
 -- (dead_letter).
 -- Returns {'ok', state, elapsed ms} or {'stale', state}.
 local id, delivery, outcome, detail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
--- The execution has ended either way (even when a PATCH made it stale): its lease goes — as
--- the last write, so that at maxmemory Redis refuses the outcome's writes (the first write of a
--- script is checked; DEL, which frees memory, would let every later write through).
-local lease = P .. 'lease:' .. id
-local function release()
-  if redis.call('GET', lease) == delivery then redis.call('DEL', lease) end
+-- The execution has ended either way (even when a PATCH made it stale): its lease goes. A live
+-- execution's lease is released by the outcome's own HSET (lease_until '0'); a stale one's only
+-- while it still names this execution — pcall: at maxmemory the refused write leaves a lease
+-- that lapses by itself, and the answer is still 'stale'.
+local function release_stale(h)
+  if h and h.lease == delivery and lease_holder(h) then
+    redis.pcall('HSET', task_key(id), 'lease_until', '0')
+  end
 end
--- A live execution's lease is its own (a claim needs a pending task): deleted unread.
-local function release_live() redis.call('DEL', lease) end
 local h = load(id)
-if not h then release(); return {'stale', 'missing'} end
-if h.state ~= 'running' or (h.delivery or '') ~= delivery then release(); return {'stale', h.state} end
+if not h then return {'stale', 'missing'} end
+if h.state ~= 'running' or (h.delivery or '') ~= delivery then
+  release_stale(h)
+  return {'stale', h.state}
+end
 
 local elapsed = NOW_MS - tonumber(h.started_ms or NOW_MS)
 if outcome == 'completed' then
   h.progress = '100'
   update(id, {'state', 'completed', 'result', detail, 'progress', '100',
-              'completed_at', NOW_ISO, 'duration_ms', int(elapsed), 'error', false}, h)
+              'completed_at', NOW_ISO, 'duration_ms', int(elapsed), 'error', false,
+              'lease_until', '0'}, h)
   index_move(id, h, 'running', 'completed')
   emit('task.completed', id, h, {duration_ms = elapsed})
-  release_live()
   return {'ok', 'completed', elapsed}
 end
 
 emit('task.failed', id, h, {error = detail, duration_ms = elapsed})
 if outcome == 'retrying' then
   local due = NOW_MS + tonumber(ARGV[9])
-  update(id, {'state', 'retrying', 'error', detail, 'next_retry_at', iso(due)}, h)
+  update(id, {'state', 'retrying', 'error', detail, 'next_retry_at', iso(due),
+              'lease_until', '0'}, h)
   index_move(id, h, 'running', 'retrying')
   park(id, int(due), ARGV[10], ARGV[11])
   emit('task.retrying', id, h, {error = detail, next_retry_at = iso(due)})
 else
   local dlq_id = redis.call('XADD', P .. 'dlq', '*', 'task_id', id, 'reason', ARGV[12],
                             'added_at', NOW_ISO)
-  update(id, {'state', 'dead_letter', 'error', detail, 'completed_at', NOW_ISO, 'dlq_id', dlq_id},
-         h)
+  update(id, {'state', 'dead_letter', 'error', detail, 'completed_at', NOW_ISO, 'dlq_id', dlq_id,
+              'lease_until', '0'}, h)
   index_move(id, h, 'running', 'dead_letter')
   emit('task.dead_letter', id, h, {error = detail, reason = ARGV[12]})
 end
-release_live()
 return {'ok', h.state, elapsed}

@@ -41,7 +41,7 @@ local FINAL = {completed = true, failed = true, dead_letter = true, cancelled = 
 local CORE = {'id', 'state', 'type', 'priority', 'created_ms', 'delivery', 'attempts',
               'max_retries', 'progress', 'started_ms', 'dlq_id', 'error', 'worker_id',
               'duration_ms', 'timeout', 'next_retry_at', 'queued_ms', 'callback_url',
-              'throttled_until'}
+              'throttled_until', 'lease', 'lease_until'}
 
 local function int(n) return string.format('%.0f', n) end
 local function task_key(id) return P .. 'task:' .. id end
@@ -53,6 +53,14 @@ local function load(id)
   local h = {}
   for i, name in ipairs(CORE) do h[name] = values[i] or nil end
   return h
+end
+
+-- An execution's lease (celery_app/lease.py) is two envelope fields: lease, the delivery of the
+-- execution holding it, and lease_until, when it lapses (ms, Redis's clock; '0' once released).
+-- Returns the holder's delivery while the lease is held, else nil.
+local function lease_holder(h)
+  if h.lease and tonumber(h.lease_until or '0') > NOW_MS then return h.lease end
+  return nil
 end
 
 -- Indexes (celery_app/keys.py has the table). Static ones are written at submit and removed at

@@ -12,7 +12,7 @@ if not string.find(' ' .. allowed .. ' ', ' ' .. old .. ' ', 1, true) then
 end
 -- One execution at a time: a task whose execution still runs (a PATCH made it final under a
 -- running handler) is not queued again until that execution ends or its lease expires.
-if redis.call('EXISTS', P .. 'lease:' .. id) == 1 then return {'busy', old} end
+if lease_holder(h) then return {'busy', old} end
 audit(ARGV[10], {from = old})
 local changes = {'state', 'pending', 'delivery', delivery, 'next_retry_at', false,
                  'queued_ms', int(NOW_MS)}

@@ -38,7 +38,10 @@ def test_retry_after_patch_waits_for_the_running_execution_to_end(env):
     env.worker("b", concurrency=1, **FAST)
     task = env.submit(type="sleep", payload={"seconds": 3, "steps": 3}, max_retries=0)["id"]
     running = env.wait_state(task, "running")
-    assert env.redis.get(f"tq:lease:{task}") is not None
+    holder, until = env.redis.hmget(f"tq:task:{task}", "lease", "lease_until")
+    seconds, micros = env.redis.time()
+    assert holder == env.redis.hget(f"tq:task:{task}", "delivery")
+    assert int(until) > seconds * 1000 + micros // 1000  # held by this execution
 
     patched = env.client.patch(f"/api/v1/tasks/{task}", json={"status": "failed"})
     assert patched.status_code == 200 and patched.get_json()["state"] == "failed"

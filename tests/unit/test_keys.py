@@ -31,20 +31,24 @@ def test_singleton_keys_have_fixed_names():
     assert keys.health() == "tq:health"
     assert keys.stats() == "tq:stats"
     assert keys.workers() == "tq:workers"
-    assert keys.paused() == "tq:paused"
-    assert keys.paused_queues() == "tq:queues:paused"
+    assert keys.gates() == "tq:gates"
+
+
+def test_gate_fields_name_their_kind_and_subject():
+    fields = [keys.worker_gate("celery@h"), keys.queue_gate("high"), keys.limit_gate("email")]
+    assert fields == ["worker:celery@h", "queue:high", "limit:email"]
+    # a worker, a queue and a type of the same name never share a field
+    assert len({keys.worker_gate("x"), keys.queue_gate("x"), keys.limit_gate("x")}) == 3
 
 
 def test_parameterised_keys_embed_their_argument():
     assert keys.idempotency("k-1") == "tq:idem:k-1"
     assert keys.batch_idempotency("k-1") == "tq:idem-batch:k-1"
-    assert keys.limits() == "tq:limits"
     assert keys.acked() == "tq:acked"
     assert keys.limit_rate("email") == "tq:limit:rate:email"
     assert keys.limit_running("email") == "tq:limit:running:email"
     assert keys.worker("celery@host") == "tq:worker:celery@host"
     assert keys.lock("promoter") == "tq:lock:promoter"
-    assert keys.lease("abc") == "tq:lease:abc"
 
 
 def test_webhook_and_audit_keys_have_fixed_names():
@@ -98,7 +102,7 @@ ALL_KEYS = [
     keys.dlq(),
     keys.idempotency("x"),
     keys.batch_idempotency("x"),
-    keys.limits(),
+    keys.gates(),
     keys.acked(),
     keys.limit_rate("t"),
     keys.limit_running("t"),
@@ -106,9 +110,6 @@ ALL_KEYS = [
     keys.workers(),
     keys.worker("h"),
     keys.lock("l"),
-    keys.paused(),
-    keys.paused_queues(),
-    keys.lease("x"),
     keys.webhooks(),
     keys.webhook("1-0:x"),
     keys.audit(),
