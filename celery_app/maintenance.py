@@ -46,8 +46,10 @@ from .worker import HEARTBEAT_TTL_INTERVALS
 logger = logging.getLogger(__name__)
 
 PROMOTE_INTERVAL_SECONDS = 0.25
-#: queue.depth events go out at most this often, and only when a depth changed.
-QUEUE_DEPTH_INTERVAL_SECONDS = 1.0
+#: What needs no quarter-second precision runs at most this often: renewing the maintenance
+#: lock (its TTL is five of these), folding events into the metrics (a scrape folds what is
+#: left before it reads), and the queue.depth event (sent only when a depth changed).
+HOUSEKEEPING_INTERVAL_SECONDS = 1.0
 LOCK_TTL_SECONDS = 5.0
 
 
@@ -87,7 +89,7 @@ class Maintenance(bootsteps.StartStopStep):
         self._holding = False
         self._last_reap = 0.0
         self._last_depths: dict[str, int] | None = None
-        self._last_depth_check = 0.0
+        self._last_housekeeping = 0.0
         self._lost_messages: LostMessages | None = None
         self._reachable_since: float | None = None
 
@@ -149,16 +151,18 @@ class Maintenance(bootsteps.StartStopStep):
         """Promote due tasks; reap lost ones once per heartbeat interval."""
         try:
             now = time.monotonic()
-            holding = self._hold()
+            housekeeping = now - self._last_housekeeping >= HOUSEKEEPING_INTERVAL_SECONDS
+            if housekeeping:
+                self._last_housekeeping = now
+                self._hold()
             if self._reachable_since is None:
                 self._reachable_since = now
-            if not holding:
+            if not self._holding:
                 return
             store = consumer.app.runtime.store
             store.promote_due()
-            fold_events(store.scripts)  # metrics per batch, a quarter second behind at most
-            if now - self._last_depth_check >= QUEUE_DEPTH_INTERVAL_SECONDS:
-                self._last_depth_check = now
+            if housekeeping:
+                fold_events(store.scripts)  # metrics per batch, a second behind at most
                 self._publish_depths(store, consumer.app.runtime.listing)
             heartbeat = consumer.app.settings.worker_heartbeat_seconds
             heard_long_enough = now - self._reachable_since >= heartbeat * HEARTBEAT_TTL_INTERVALS
