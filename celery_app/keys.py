@@ -36,7 +36,9 @@ Every time in a score or field (ms or ISO-8601) is on Redis's clock (``TIME``), 
 Gates: ``tq:gates`` holds everything that may hold a task back when a worker claims it, so the
 claim reads all of it with one ``HMGET``: ``worker:<hostname>`` (that worker is paused; value:
 when), ``queue:<name>`` (that queue is paused; value: when) and ``limit:<type>`` (the limits of
-that task type: JSON ``{"rate", "concurrency", "rate_n", "rate_ms"}``).
+that task type: JSON ``{"rate", "concurrency", "rate_n", "rate_ms"}``). A worker that starts
+carries the hashes an earlier layout kept them in (``tq:paused``, ``tq:queues:paused``,
+``tq:limits``) into it (``lua/upgrade.lua``).
 
 Leases: a running execution's lease is two fields of its envelope, ``lease`` (the execution's
 delivery token) and ``lease_until`` (ms on Redis's clock; ``0`` once released). It is held while

@@ -53,6 +53,7 @@ NAMES = (
     "webhook_record",
     "audit",
     "throttle",
+    "upgrade",
 )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from celery import Celery, bootsteps
 from celery.worker import state as worker_state
 
-from . import model
+from . import keys, model
 from .control import Consumption
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,12 @@ class Presence(bootsteps.StartStopStep):
         self.consumption = Consumption()
 
     def start(self, consumer: Any) -> None:
+        try:  # settings an earlier key layout kept, before the flags are first read
+            moved = consumer.app.runtime.scripts.run("upgrade", [keys.gates()])
+            if moved:
+                logger.info("carried %d pause and limit settings into %s", moved, keys.gates())
+        except Exception:  # Redis away: the next worker to start carries them
+            logger.warning("could not carry earlier pause and limit settings", exc_info=True)
         self.consumption.remember_queues(consumer)
         consumer.taskqueue_presence = self
         self.refresh(consumer)  # before the event loop consumes anything

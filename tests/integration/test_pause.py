@@ -201,3 +201,33 @@ def test_unknown_queue_is_404(env, action):
     response = env.client.post(f"/admin/queues/urgent/{action}")
     assert response.status_code == 404
     assert response.get_json() == {"error": "Not Found", "message": "queue not found"}
+
+
+def test_a_worker_carries_pauses_and_limits_of_the_earlier_key_layout(env):
+    worker = env.worker("upgraded", concurrency=1, start=False, **FAST)
+    env.redis.hset("tq:paused", worker.hostname, "2026-11-01T00:00:00.000Z")
+    env.redis.hset("tq:queues:paused", "low", "2026-11-01T00:00:00.000Z")
+    limit = {"concurrency": 2, "rate": "5/s", "rate_n": 5, "rate_ms": 1000}
+    env.redis.hset("tq:limits", "email", json.dumps(limit))
+    env.redis.hset("tq:gates", "limit:echo", json.dumps({"concurrency": 1}))  # current: kept
+    env.redis.hset("tq:limits", "echo", json.dumps({"concurrency": 9}))
+    worker.start()
+
+    assert not env.redis.exists("tq:paused", "tq:queues:paused", "tq:limits")
+    assert env.client.get("/admin/queues").get_json()["queues"]["low"]["paused"] is True
+    assert env.client.get("/admin/limits").get_json()["limits"] == {
+        "echo": {"rate": None, "concurrency": 1},
+        "email": {"rate": "5/s", "concurrency": 2},
+    }
+    record = wait_for(
+        lambda: next(
+            (w for w in env.client.get("/admin/workers").get_json()["workers"]
+             if w["id"] == worker.hostname and w["state"] == "paused"),
+            None,
+        ),
+        message="the upgraded worker to apply its carried pause",
+    )
+    assert record["state"] == "paused"
+    task = env.submit(type="echo", priority="high")["id"]
+    _two_heartbeats(env, worker)
+    assert env.get(task)["state"] == "pending"  # the carried worker pause holds it
