@@ -7,9 +7,12 @@ trivial. Then ``GET /api/v1/tasks`` is timed in-process through the Flask app (s
 are the app's and Redis's work, not an HTTP client's): page 1 and a deep page (the middle of
 the index), unfiltered and filtered by status, sorted by created_at and by priority; combined
 filters (status with the updated sort, state with priority, state with a rare type: one task in
-a thousand is ``fail``); plus ``GET /api/v1/tasks/statistics``. Each figure is the median and
-p99 of ``--requests`` calls. "Flat" means the figures do not grow with N: index ranges make a
-page O(log n + page size); state with type reads the smaller side (here the rare type).
+a thousand is ``fail``; status with a common type, and priority with the updated sort, which no
+index orders); plus ``GET /api/v1/tasks/statistics``. Each figure is the median and p99 of
+``--requests`` calls. "Flat" means the figures do not grow with N: index ranges make a page
+O(log n + page size); state with the rare type reads that type's tasks; status with a common
+type and priority with the updated sort walk one filter's ranges checking the other, a page or
+two at page 1.
 
     .venv/bin/python bench/listing.py                 # 10k, 100k, 1M (about 4 minutes)
     .venv/bin/python bench/listing.py --sizes 10000,100000
@@ -44,6 +47,9 @@ QUERIES = {
     "state=cancelled&priority=high, deep": "state=cancelled&priority=high&page={deep_small}"
                                            "&page_size=20",
     "state=cancelled&type=fail": "state=cancelled&type=fail&page=1&page_size=20",
+    "status=pending&type=echo, page 1": "status=pending&type=echo&page=1&page_size=20",
+    "priority=high&sort_by=updated_at, page 1": "priority=high&sort_by=updated_at&page=1"
+                                                "&page_size=20",
 }
 
 
@@ -51,7 +57,7 @@ def fill(app, target: int) -> None:
     """Add envelopes until ``target`` are stored (real submit script, pipelined)."""
     runtime = app.extensions["taskqueue"].celery.runtime
     client, scripts = runtime.redis, runtime.scripts  # production scripts, batched
-    stored = client.zcard(keys.index("created"))
+    stored = before = client.zcard(keys.index("created"))
     priorities = list(model.PRIORITIES)
     while stored < target:
         pipe = client.pipeline(transaction=False)
@@ -69,10 +75,9 @@ def fill(app, target: int) -> None:
                         *flat, client=pipe)
         pipe.execute()
         stored += count
-    # a third of all tasks in other states, through the store's transitions
-    pending = keys.STATE_RANK[model.PENDING] * keys.STATE_UNIT
-    ids = client.zrangebyscore(keys.state_index(), pending, pending + keys.STATE_UNIT - 1,
-                               start=0, num=target // 3)
+    # every third new task (created order: all types and priorities) cancelled, through the
+    # store's transitions, so that the per-state indexes are not trivial
+    ids = client.zrange(keys.index("created"), before, -1)[::3]
     for chunk in range(0, len(ids), BATCH):
         pipe = client.pipeline(transaction=False)
         for task_id in ids[chunk:chunk + BATCH]:
@@ -92,6 +97,18 @@ def timed(client, path: str, requests: int) -> tuple[float, float]:
     return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
 
 
+def redis_work(redis, client, path: str) -> tuple[int, float]:
+    """Redis commands one request runs (Lua's inner calls included; load-independent) and the
+    server's time in its scripts (µs), from ``INFO commandstats`` around one request."""
+    redis.config_resetstat()
+    assert client.get(path).status_code == 200
+    stats = redis.info("commandstats")
+    commands = sum(v["calls"] for k, v in stats.items() if not k.startswith("cmdstat_config"))
+    script_us = sum(v["usec"] for k, v in stats.items() if k in ("cmdstat_evalsha",
+                                                                  "cmdstat_eval"))
+    return commands - 1, script_us  # less the INFO that read them
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
@@ -106,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app(Settings(redis_url=server.url()))
         client = app.test_client()
         redis = app.extensions["taskqueue"].celery.runtime.redis
-        rows = []
+        rows, work_rows = [], []
         for size in sizes:
             started = time.monotonic()
             fill(app, size)
@@ -114,19 +131,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stored {size} tasks in {time.monotonic() - started:.0f} s "
                   f"({memory / size:.0f} bytes of Redis memory per task)", flush=True)
             deep = size // 20 // 2
-            row = [f"{size:,}"]
-            for query in QUERIES.values():
-                path = "/api/v1/tasks?" + query.format(deep=deep, deep_small=deep // 12)
+            row, work = [f"{size:,}"], [f"{size:,}"]
+            paths = ["/api/v1/tasks?" + query.format(deep=deep, deep_small=deep // 12)
+                     for query in QUERIES.values()] + ["/api/v1/tasks/statistics"]
+            for path in paths:
                 p50, p99 = timed(client, path, args.requests)
                 row.append(f"{p50:.2f} / {p99:.2f}")
-            p50, p99 = timed(client, "/api/v1/tasks/statistics", args.requests)
-            row.append(f"{p50:.2f} / {p99:.2f}")
+                commands, script_us = redis_work(redis, client, path)
+                work.append(f"{commands} / {script_us:.0f}")
             rows.append(row)
+            work_rows.append(work)
+        header = "| stored tasks | " + " | ".join(QUERIES) + " | statistics |"
+        rule = "|---" * (len(QUERIES) + 2) + "|"
         print("\nmedian / p99 ms per request (in-process Flask app + Redis):\n")
-        print("| stored tasks | " + " | ".join(QUERIES) + " | statistics |")
-        print("|---" * (len(QUERIES) + 2) + "|")
+        print(header + "\n" + rule)
         for row in rows:
             print("| " + " | ".join(row) + " |")
+        print("\nRedis commands per request (Lua's inner calls included) / µs in scripts, "
+              "one request:\n")
+        print(header + "\n" + rule)
+        for row in work_rows:
+            print("| " + " | ".join(row) + " |")
+        print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         server.stop()
     return 0

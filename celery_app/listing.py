@@ -2,8 +2,9 @@
 
 Reads only; the indexes are written by the transition scripts (``lua/lib.lua`` holds the
 index rules, ``lua/list.lua`` the paging). A page over any one filter, or state/status with
-priority, is O(log n + page size) whatever the number of stored tasks; statistics are a fixed
-number of commands in one round trip.
+priority, is O(log n + page size) whatever the number of stored tasks, other combinations are
+bounded by the page's distance from the nearer end or by the smaller side (:meth:`Listing.page`);
+statistics are a fixed number of commands in one round trip.
 
 Keys (:mod:`celery_app.keys`): the ``tq:idx:*`` sorted sets and ``tq:types``, ``tq:stats``
 (processing-time sum), the envelopes ``tq:task:<id>``, and kombu's queue lists (counted,
@@ -57,20 +58,27 @@ class Listing:
         descending: bool,
         page: int,
         page_size: int,
+        plan: str = "",
     ) -> tuple[list[dict[str, Any]], int]:
         """One page of envelopes matching every filter, and how many match.
 
         ``sort`` is one of :data:`keys.SORTS`; ``page`` counts from 1. Two round trips (the
         ``list`` script, then the envelopes). A single filter, state or status with priority,
         and type or state/status with the updated sort are index ranges: O(log n + page)
-        whatever the number of stored tasks. Type with a state/status (created or priority
-        sort) and priority with the updated sort read the smaller side whole.
+        whatever the number of stored tasks (several ranges are merged by a binary search on
+        the sort value). Type with a state/status (created or priority sort) and priority with
+        the updated sort count with ``ZCOUNT`` and walk one filter's ranges from the nearer
+        end, checking the other: O(position / selectivity), a page or two near either end;
+        where that would read more than the matches, and for type with state/status and
+        priority, the smallest exact side is read whole — never more than the smaller filter.
+        ``plan`` (``walk`` or ``read``) forces one of those two ways, for tests; ``""``
+        chooses by cost.
         """
         answer = self.store.scripts.run(
             "list", [keys.state_index()], sort, "1" if descending else "0",
             (page - 1) * page_size, page_size, " ".join(map(str, filters.ranks())),
             "" if filters.priority is None else model.PRIORITIES[filters.priority],
-            filters.type or "",
+            filters.type or "", plan,
         )
         total, ids = int(answer[0]), answer[1:]
         return (self.store.get_many(ids) if ids else []), total

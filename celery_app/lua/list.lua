@@ -1,7 +1,8 @@
 -- One page of task ids and the number of tasks matching any combination of filters.
 -- ARGV[5] sort: created | updated | priority, [6] '1' for descending, [7] offset, [8] count,
 -- [9] state ranks, space separated ('' for every state; a status is its states' ranks),
--- [10] priority 0-3 ('' for any), [11] type ('' for any).
+-- [10] priority 0-3 ('' for any), [11] type ('' for any), [12] plan for a combination no
+-- index orders: '' chooses by cost, 'walk' or 'read' forces one (tests compare the two).
 -- Returns {total, id, id, ...} (ids in page order).
 --
 -- Most combinations are "runs": contiguous score ranges of one index whose members are in the
@@ -9,9 +10,16 @@
 -- several are merged by a binary search on the sort value over ZCOUNTs (O(runs x log n x
 -- log span)) and then at most a page from each, so a deep page costs what the first does.
 -- The combinations no index orders (type with state and a created/priority sort; priority
--- with the updated sort) read the smallest side whole and check the others: O(that side).
+-- with the updated sort) have their total from ZCOUNTs where two of the filters make one
+-- index range (type and state in the updated index, priority and state in the state index,
+-- type and priority in the per-type priority index). Their page is then "walked": the runs of
+-- one filter merged in sort order from the nearer end, the other filter checked per chunk
+-- (ZMSCORE), until the page is reached: O(runs x log n + position / selectivity), a page or
+-- two near either end. When that estimate exceeds the matches, and for type with state and
+-- priority (no ZCOUNT gives that total), the smallest exact side is read whole and the other
+-- filters checked per member: O(that side), never more than the smaller filter's side.
 local sort, desc, offset, count = ARGV[5], ARGV[6] == '1', tonumber(ARGV[7]), tonumber(ARGV[8])
-local ranks_arg, prio_arg, task_type = ARGV[9], ARGV[10], ARGV[11]
+local ranks_arg, prio_arg, task_type, plan = ARGV[9], ARGV[10], ARGV[11], ARGV[12] or ''
 local TOP = 9007199254740992  -- 2^53: above every score
 local CHUNK = 500
 
@@ -38,8 +46,36 @@ end
 -- A run: members of `key` with lo <= score < hi, in sort order; sort value = score - base.
 local function run(key, lo, hi, base) return {key = key, lo = lo, hi = hi, base = base} end
 
-local function runs_for_query()
+-- The wanted states (and priority) in tq:idx:state, in created or priority order.
+local function state_runs()
   local runs = {}
+  for _, r in ipairs(ranks) do
+    local base = r * STATE_UNIT
+    if sort == 'priority' then
+      table.insert(runs, run(state_idx(), base + plo, base + phi, base))
+    else
+      for p = (prio or 0), (prio or 3) do
+        local lo = base + p * PRIORITY_UNIT
+        table.insert(runs, run(state_idx(), lo, lo + PRIORITY_UNIT, lo))
+      end
+    end
+  end
+  return runs
+end
+
+-- The wanted states of every known type (or the one given) in updated order.
+local function updated_runs()
+  local runs = {}
+  for _, t in ipairs(known_types()) do
+    for _, r in ipairs(ranks) do
+      local base = r * UPDATED_UNIT
+      table.insert(runs, run(updated_idx(t), base, base + UPDATED_UNIT, base))
+    end
+  end
+  return runs
+end
+
+local function runs_for_query()
   if sort ~= 'updated' then
     if all_states then
       local scope = typed and ('type:' .. task_type) or 'all'
@@ -49,27 +85,10 @@ local function runs_for_query()
       return {run(idx('priority', scope), plo, phi, sort == 'created' and plo or 0)}
     end
     if typed then return nil end
-    for _, r in ipairs(ranks) do
-      local base = r * STATE_UNIT
-      if sort == 'priority' then
-        table.insert(runs, run(state_idx(), base + plo, base + phi, base))
-      else
-        for p = (prio or 0), (prio or 3) do
-          local lo = base + p * PRIORITY_UNIT
-          table.insert(runs, run(state_idx(), lo, lo + PRIORITY_UNIT, lo))
-        end
-      end
-    end
-    return runs
+    return state_runs()
   end
   if prio then return nil end
-  for _, t in ipairs(known_types()) do
-    for _, r in ipairs(ranks) do
-      local base = r * UPDATED_UNIT
-      table.insert(runs, run(updated_idx(t), base, base + UPDATED_UNIT, base))
-    end
-  end
-  return runs
+  return updated_runs()
 end
 
 local function zcount(key, lo, hi) return redis.call('ZCOUNT', key, int(lo), int(hi)) end
@@ -153,6 +172,132 @@ local function members(key, lo, hi)
   return redis.call('ZRANGEBYSCORE', key, int(lo), int(hi - 1))
 end
 
+-- Checks for the filter a walk's runs do not hold: each takes ids, answers true/false each.
+local function in_states(ids)
+  local out = {}
+  for i, score in ipairs(scores(state_idx(), ids)) do
+    out[i] = score and wanted_rank[math.floor(tonumber(score) / STATE_UNIT)] or false
+  end
+  return out
+end
+
+local function in_type(ids)
+  local out = {}
+  for i, score in ipairs(scores(idx('created', 'type:' .. task_type), ids)) do
+    out[i] = score and true or false
+  end
+  return out
+end
+
+local function of_priority(ids)
+  local out = {}
+  local key = idx('priority', typed and ('type:' .. task_type) or 'all')
+  for i, score in ipairs(scores(key, ids)) do
+    out[i] = score and math.floor(tonumber(score) / PRIORITY_UNIT) == prio or false
+  end
+  return out
+end
+
+-- Where two of the filters are one index range and the runs of one of them are ordered by the
+-- sort: {runs, keep (the check for the rest), total}; nil for other combinations.
+local function walk_plan()
+  if sort ~= 'updated' and typed and not all_states and not prio then
+    local total = 0
+    for _, r in ipairs(ranks) do
+      total = total + zcount(updated_idx(task_type), r * UPDATED_UNIT, (r + 1) * UPDATED_UNIT - 1)
+    end
+    local scope = 'type:' .. task_type
+    local by_type = sort == 'created' and run(idx('created', scope), 0, TOP, 0)
+                    or run(idx('priority', scope), 0, 4 * PRIORITY_UNIT, 0)
+    local of_states = state_runs()
+    local type_n, states_n = zcount(by_type.key, by_type.lo, by_type.hi - 1), 0
+    for _, r in ipairs(of_states) do states_n = states_n + zcount(r.key, r.lo, r.hi - 1) end
+    if type_n <= states_n then return {runs = {by_type}, keep = in_states, total = total} end
+    return {runs = of_states, keep = in_type, total = total}
+  end
+  if sort == 'updated' and prio and (all_states or not typed) then
+    local total = 0
+    if all_states then
+      total = zcount(idx('priority', typed and ('type:' .. task_type) or 'all'), plo, phi - 1)
+    else
+      for _, r in ipairs(ranks) do
+        total = total + zcount(state_idx(), r * STATE_UNIT + plo, r * STATE_UNIT + phi - 1)
+      end
+    end
+    return {runs = updated_runs(), keep = of_priority, total = total}
+  end
+  return nil
+end
+
+-- The page of a walk plan: the runs merged from the nearer end, `keep` checked per chunk of a
+-- run, until the page's last member. Nil (read the side instead) when the estimate, position /
+-- selectivity, exceeds the matches, or the walk reads more than the matches plus the page.
+local function walked_page(w)
+  local total = w.total
+  local a, b = window(total)
+  if b <= a then return total, {} end
+  local down = total - a < b  -- walk from the top
+  local need = down and total - a or b
+  local cursors, stored = {}, 0
+  for _, r in ipairs(w.runs) do
+    local n = zcount(r.key, r.lo, r.hi - 1)
+    if n > 0 then
+      local first = redis.call('ZCOUNT', r.key, '-inf', '(' .. int(r.lo))
+      table.insert(cursors, {r = r, first = first, n = n, taken = 0, buf = {}, pos = 1,
+                             size = math.min(math.max(need, 16), CHUNK)})
+      stored = stored + n
+    end
+  end
+  if plan == '' and need * stored > total * total then return nil end
+  local budget = plan == 'walk' and math.huge or total + need + CHUNK
+  local read = 0
+  -- The cursor's next kept member, reading chunks by rank; false when the run is done,
+  -- nil when over budget.
+  local function head(c)
+    while c.pos > #c.buf do
+      if c.taken >= c.n then return false end
+      local k = math.min(c.size, c.n - c.taken)
+      local from = down and c.first + c.n - c.taken - k or c.first + c.taken
+      local flat = redis.call('ZRANGE', c.r.key, from, from + k - 1, 'WITHSCORES')
+      c.taken, read = c.taken + k, read + k
+      if read > budget then return nil end
+      local ids, values = {}, {}
+      for i = 1, #flat, 2 do
+        table.insert(ids, flat[i]); table.insert(values, tonumber(flat[i + 1]) - c.r.base)
+      end
+      local kept = w.keep(ids)
+      c.buf, c.pos, c.size = {}, 1, math.min(c.size * 2, CHUNK)
+      local i1, i2, step = 1, #ids, 1
+      if down then i1, i2, step = #ids, 1, -1 end
+      for i = i1, i2, step do
+        if kept[i] then table.insert(c.buf, {values[i], ids[i]}) end
+      end
+    end
+    return c.buf[c.pos]
+  end
+  local walked = {}
+  while #walked < need do
+    local best, best_item
+    for _, c in ipairs(cursors) do
+      local item = head(c)
+      if item == nil then return nil end
+      if item and (not best_item or (by_value_then_id(item, best_item) ~= down)) then
+        best, best_item = c, item
+      end
+    end
+    if not best then break end
+    table.insert(walked, best_item[2])
+    best.pos = best.pos + 1
+  end
+  local ids = {}
+  if down then  -- walked[k] is ascending position total - k
+    for k = math.min(total - a, #walked), total - b + 1, -1 do table.insert(ids, walked[k]) end
+  else
+    for k = a + 1, math.min(b, #walked) do table.insert(ids, walked[k]) end
+  end
+  return total, ids
+end
+
 -- The smallest of the filters' sides, read whole; the other filters checked per member.
 local function filtered_page()
   local sides = {}
@@ -177,16 +322,36 @@ local function filtered_page()
       return members(key, plo, phi)
     end})
   end
+  if typed and not all_states then  -- type and state: ranges of the type's updated index
+    local key, n = updated_idx(task_type), 0
+    for _, r in ipairs(ranks) do
+      n = n + zcount(key, r * UPDATED_UNIT, (r + 1) * UPDATED_UNIT - 1)
+    end
+    table.insert(sides, {n = n, read = function()
+      local ids = {}
+      for _, r in ipairs(ranks) do
+        local lo = r * UPDATED_UNIT
+        for _, id in ipairs(members(key, lo, lo + UPDATED_UNIT)) do table.insert(ids, id) end
+      end
+      return ids
+    end})
+  end
   table.sort(sides, function(x, y) return x.n < y.n end)
   local ids = sides[1].read()
   local state_scores = scores(state_idx(), ids)
   local of_type = typed and scores(idx('created', 'type:' .. task_type), ids) or nil
   local updated = {}
-  if sort == 'updated' then
+  if sort == 'updated' then  -- each id is in one type's index: ask the next only for the rest
+    local rest = {}
+    for i = 1, #ids do rest[i] = i end
     for _, t in ipairs(known_types()) do
-      for i, score in ipairs(scores(updated_idx(t), ids)) do
-        if score then updated[i] = tonumber(score) end
+      if #rest == 0 then break end
+      local asked, left = {}, {}
+      for k, i in ipairs(rest) do asked[k] = ids[i] end
+      for k, score in ipairs(scores(updated_idx(t), asked)) do
+        if score then updated[rest[k]] = tonumber(score) else table.insert(left, rest[k]) end
       end
+      rest = left
     end
   end
   local matched = {}
@@ -213,7 +378,12 @@ end
 
 local runs = runs_for_query()
 local total, ids
-if runs then total, ids = merged_page(runs) else total, ids = filtered_page() end
+if runs then total, ids = merged_page(runs)
+else
+  local w = plan ~= 'read' and walk_plan() or nil
+  if w then total, ids = walked_page(w) end
+  if not total then total, ids = filtered_page() end
+end
 if desc then ids = reversed(ids) end
 local answer = {total}
 for _, id in ipairs(ids) do table.insert(answer, id) end

@@ -100,6 +100,38 @@ def test_every_combination_of_filters_pages_like_a_full_scan(populated, filters)
         assert got == expected, (filters, sort_by, order)
 
 
+UNINDEXED = [
+    ({"state": "completed", "type": "echo"}, ("created_at", "priority")),
+    ({"status": "pending", "type": "fail"}, ("created_at", "priority")),
+    ({"status": "failed", "type": "sleep"}, ("created_at", "priority")),
+    ({"priority": "high"}, ("updated_at",)),
+    ({"status": "pending", "priority": "low"}, ("updated_at",)),
+    ({"type": "echo", "priority": "critical"}, ("updated_at",)),
+    ({"state": "cancelled", "type": "sleep", "priority": "normal"}, ("created_at", "updated_at")),
+]
+
+
+@pytest.mark.parametrize("plan", ["walk", "read"])
+@pytest.mark.parametrize(("filters", "sorts"), UNINDEXED,
+                         ids=lambda f: ",".join(f) if isinstance(f, dict) else "")
+def test_both_plans_for_unindexed_combinations_page_like_a_full_scan(populated, filters, sorts,
+                                                                     plan):
+    from celery_app.listing import Filters
+
+    listing = populated.app.extensions["taskqueue"].celery.runtime.listing
+    for sort_by, order in itertools.product(sorts, ("asc", "desc")):
+        expected = _expected(populated, filters, sort_by, order)
+        for page_size in (1, 5):
+            got = []
+            for page in range(1, len(expected) // page_size + 2):
+                tasks, total = listing.page(
+                    filters=Filters(**filters), sort=sort_by.removesuffix("_at"),
+                    descending=order == "desc", page=page, page_size=page_size, plan=plan)
+                assert total == len(expected), (filters, sort_by, order, plan)
+                got += [t["id"] for t in tasks]
+            assert got == expected, (filters, sort_by, order, page_size, plan)
+
+
 def test_statistics_count_every_state_from_the_state_index(populated):
     stats = populated.client.get("/api/v1/tasks/statistics").get_json()
     everything = populated.client.get("/api/v1/tasks?page_size=100").get_json()["tasks"]
