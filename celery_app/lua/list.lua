@@ -52,11 +52,15 @@ local function state_runs()
   for _, r in ipairs(ranks) do
     local base = r * STATE_UNIT
     if sort == 'priority' then
-      table.insert(runs, run(state_idx(), base + plo, base + phi, base))
+      local one = run(state_idx(), base + plo, base + phi, base)
+      one.rank = r
+      table.insert(runs, one)
     else
       for p = (prio or 0), (prio or 3) do
         local lo = base + p * PRIORITY_UNIT
-        table.insert(runs, run(state_idx(), lo, lo + PRIORITY_UNIT, lo))
+        local one = run(state_idx(), lo, lo + PRIORITY_UNIT, lo)
+        one.rank, one.prio = r, p
+        table.insert(runs, one)
       end
     end
   end
@@ -69,7 +73,9 @@ local function updated_runs()
   for _, t in ipairs(known_types()) do
     for _, r in ipairs(ranks) do
       local base = r * UPDATED_UNIT
-      table.insert(runs, run(updated_idx(t), base, base + UPDATED_UNIT, base))
+      local one = run(updated_idx(t), base, base + UPDATED_UNIT, base)
+      one.rank, one.type = r, t
+      table.insert(runs, one)
     end
   end
   return runs
@@ -198,20 +204,38 @@ local function of_priority(ids)
   return out
 end
 
+-- Tasks of `t` in the state of rank `r` (any priority when `r` is nil) with priority `p` (any
+-- when nil): one ZCOUNT where two of them are given, the smaller of the pairs' for three.
+local function of_type_in(t, r)
+  return zcount(updated_idx(t), r * UPDATED_UNIT, (r + 1) * UPDATED_UNIT - 1)
+end
+local function of_type_at(t, p)
+  return zcount(idx('priority', 'type:' .. t), p * PRIORITY_UNIT, (p + 1) * PRIORITY_UNIT - 1)
+end
+local function in_state_at(r, p)
+  local lo = r * STATE_UNIT + p * PRIORITY_UNIT
+  return zcount(state_idx(), lo, lo + PRIORITY_UNIT - 1)
+end
+
 -- Where two of the filters are one index range and the runs of one of them are ordered by the
--- sort: {runs, keep (the check for the rest), total}; nil for other combinations.
+-- sort: {runs, keep (the check for the rest), total}; nil for other combinations. Runs that
+-- cannot hold a match (a type without the priority, a state without the type) are left out,
+-- so a walk never reads through them.
 local function walk_plan()
   if sort ~= 'updated' and typed and not all_states and not prio then
     local total = 0
-    for _, r in ipairs(ranks) do
-      total = total + zcount(updated_idx(task_type), r * UPDATED_UNIT, (r + 1) * UPDATED_UNIT - 1)
-    end
+    for _, r in ipairs(ranks) do total = total + of_type_in(task_type, r) end
     local scope = 'type:' .. task_type
     local by_type = sort == 'created' and run(idx('created', scope), 0, TOP, 0)
                     or run(idx('priority', scope), 0, 4 * PRIORITY_UNIT, 0)
-    local of_states = state_runs()
-    local type_n, states_n = zcount(by_type.key, by_type.lo, by_type.hi - 1), 0
-    for _, r in ipairs(of_states) do states_n = states_n + zcount(r.key, r.lo, r.hi - 1) end
+    local type_n, states_n, of_states = zcount(by_type.key, by_type.lo, by_type.hi - 1), 0, {}
+    for _, r in ipairs(state_runs()) do
+      if of_type_in(task_type, r.rank) > 0 and (not r.prio or of_type_at(task_type, r.prio) > 0)
+      then
+        table.insert(of_states, r)
+        states_n = states_n + zcount(r.key, r.lo, r.hi - 1)
+      end
+    end
     if type_n <= states_n then return {runs = {by_type}, keep = in_states, total = total} end
     return {runs = of_states, keep = in_type, total = total}
   end
@@ -220,11 +244,15 @@ local function walk_plan()
     if all_states then
       total = zcount(idx('priority', typed and ('type:' .. task_type) or 'all'), plo, phi - 1)
     else
-      for _, r in ipairs(ranks) do
-        total = total + zcount(state_idx(), r * STATE_UNIT + plo, r * STATE_UNIT + phi - 1)
-      end
+      for _, r in ipairs(ranks) do total = total + in_state_at(r, prio) end
     end
-    return {runs = updated_runs(), keep = of_priority, total = total}
+    local runs, type_has, state_has = {}, {}, {}
+    for _, r in ipairs(updated_runs()) do
+      if type_has[r.type] == nil then type_has[r.type] = of_type_at(r.type, prio) > 0 end
+      if state_has[r.rank] == nil then state_has[r.rank] = in_state_at(r.rank, prio) > 0 end
+      if type_has[r.type] and state_has[r.rank] then table.insert(runs, r) end
+    end
+    return {runs = runs, keep = of_priority, total = total}
   end
   return nil
 end
