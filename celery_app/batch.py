@@ -27,7 +27,7 @@ import redis
 from . import defaults, keys, model, strictjson
 from .errors import IdempotencyMismatch
 from .replication import NotReplicated
-from .store import NewTask, Store, _pairs
+from .store import NewTask, Store, submitted_envelope
 
 #: Most tasks one batch may hold (API.md §4).
 MAX_BATCH = 1000
@@ -77,7 +77,8 @@ def submit_batch(store: Store, items: list[NewTask], idempotency_key: str | None
                 continue  # another request took the key first: read what it stored
     _acknowledge(store)
     created = answers[1:] if idem is not None else answers
-    return [model.decode(_pairs(stored)) for _, stored in created], True
+    return [submitted_envelope(answer, flat)[1]
+            for answer, (_, _, _, flat) in zip(created, prepared, strict=True)], True
 
 
 def _repeat(store: Store, key: str | None, seen: dict[str, Any], digest: str

@@ -47,6 +47,36 @@ def _pairs(flat: list[str] | dict[str, str]) -> dict[str, str]:
     return dict(zip(flat[0::2], flat[1::2], strict=True))
 
 
+#: The submit script's answer when it created the task: ``{CREATED, fields it stamped}``.
+CREATED = 3
+
+
+def _as_stored(value: Any) -> str:
+    """A hash value as ``HGETALL`` answers it: redis-py writes numbers with ``repr``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode()
+    return repr(value)
+
+
+def submitted_envelope(answer: list[Any], flat: list[Any]) -> tuple[int, dict[str, Any]]:
+    """The submit script's ``{code, fields}`` answer as ``(code, envelope)``.
+
+    For a created task (:data:`CREATED`) the script answers only the fields it stamped (state,
+    timestamps); the envelope is those, then the caller's own field/value pairs ``flat``, in
+    the order the script wrote them: what ``HGETALL`` would read back, without carrying it.
+    Otherwise the answer holds the stored envelope itself.
+    """
+    code, fields = answer
+    if code == CREATED:
+        stored = _pairs(fields)
+        for i in range(0, len(flat), 2):
+            stored[flat[i]] = _as_stored(flat[i + 1])
+        return code, model.decode(stored)
+    return code, model.decode(_pairs(fields))
+
+
 @dataclass(frozen=True)
 class NewTask:
     """What a caller asks to run; the store turns it into an envelope."""
@@ -198,7 +228,7 @@ class Store:
             new.request_hash() if idempotency_key else "",
             *flat,
         )
-        first = model.decode(_pairs(stored))
+        created, first = submitted_envelope([created, stored], flat)
         if created == 2:
             differ = ", ".join(new.differences(first)) or "the request"
             raise IdempotencyMismatch(

@@ -6,8 +6,11 @@
 -- the task is due now (pending, queued) or later (scheduled, parked until then). An empty
 -- message adopts a task that Celery publishes itself (a direct send_task/delay): envelope only.
 -- The key's value is '<request hash>:<task id>'.
--- Returns {1, envelope} when created, {0, envelope} for an idempotent repeat of the same
--- request, {2, envelope} when the key was used with a different request (nothing created).
+-- Returns {3, stamped} when it created the task: the field/value pairs the script wrote besides
+-- ARGV[12..] (the envelope is those pairs, then ARGV[12..]; nothing else of it needs to travel
+-- back); {1, envelope} when this very call is replayed (the task exists already), {0, envelope}
+-- for an idempotent repeat of the same request, {2, envelope} when the key was used with a
+-- different request (nothing created).
 local id, idem, idem_ttl = ARGV[5], ARGV[6], ARGV[7]
 local delivery, message, due, request_hash = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 
@@ -40,13 +43,17 @@ local later = due ~= '' and tonumber(due) > NOW_MS
 local fields = {'delivery', delivery, 'state', later and 'scheduled' or 'pending',
                 'created_at', NOW_ISO, 'updated_at', NOW_ISO, 'created_ms', int(NOW_MS)}
 if later then table.insert(fields, 'scheduled_at'); table.insert(fields, iso(tonumber(due))) end
+local stamped = {unpack(fields)}
 for i = 12, #ARGV do table.insert(fields, ARGV[i]) end
 redis.call('HSET', task_key(id), unpack(fields))
 local h = load(id)
 index_add(id, h)
+-- A new task is not parked (no envelope, nothing of it in tq:delayed: purge and promote
+-- unpark whatever they drop), so its message goes straight onto its queue; lib's push, which
+-- also unparks, is for tasks that may have waited there (promote, requeue).
 if message == '' then  -- adopted: the message is published by Celery itself
-elseif not later then push(id, h, delivery, message)
+elseif not later then redis.call('LPUSH', h.priority, message)
 else park(id, due, delivery, message) end
 emit('task.submitted', id, h)
 count_submitted(h)
-return {1, envelope(id)}
+return {3, stamped}

@@ -131,3 +131,31 @@ def test_celery_inspect_lists_the_handlers_by_name(live):
 
 def live_worker_name(env) -> str:
     return next(iter(env.redis.zrange("tq:workers", 0, -1)))
+
+
+def test_a_created_task_is_answered_as_it_is_stored(env):
+    # The submit script answers only the fields it stamps; the rest is what the caller sent.
+    # Every kind of field must read back the same as the stored envelope.
+    from datetime import UTC, timedelta
+
+    from celery_app.batch import submit_batch
+
+    store = _store(env)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    tasks = [
+        NewTask(type="echo", payload={}),
+        NewTask(type="echo", payload={"n": 2**60, "x": 0.1, "s": "ü \\ '", "l": [], "d": {}},
+                priority="critical", max_retries=0, timeout=7, metadata={"k": [1, None]},
+                callback_url="http://example.com/hook"),
+        NewTask(type="echo", payload={"a": 1}, scheduled_at=later),
+        NewTask(type="echo", payload={}, extra={"file_name": "a.txt", "file_size": 12,
+                                                "sha256": "ab" * 32}),
+    ]
+    for new in tasks:
+        envelope, created = store.submit(new)
+        assert created
+        assert envelope == store.get(envelope["id"])
+    envelopes, created = submit_batch(store, tasks[:3])
+    assert created
+    assert envelopes == [store.get(e["id"]) for e in envelopes]
+    assert envelopes[2]["state"] == "scheduled" and envelopes[0]["state"] == "pending"
