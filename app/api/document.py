@@ -13,7 +13,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from marshmallow import Schema
+from marshmallow import Schema, fields, missing
+from marshmallow.decorators import POST_DUMP, PRE_DUMP
 
 
 def operation_meta(
@@ -78,7 +79,7 @@ def document(
         links=links,
     )
     dumpers = {
-        status: [s() for s in (schema if isinstance(schema, list) else [schema])]
+        status: [Dumper(s()) for s in (schema if isinstance(schema, list) else [schema])]
         for status, schema in responses.items()
         if not isinstance(schema, tuple)
     }
@@ -98,13 +99,89 @@ def document(
     return decorate
 
 
-def _shape(schemas: list[Schema], body: dict[str, Any]) -> dict[str, Any]:
+def _shape(dumpers: list[Dumper], body: dict[str, Any]) -> dict[str, Any]:
     """Dump ``body`` through the first schema whose required fields it has."""
-    for schema in schemas:
-        required = {n for n, f in schema.fields.items() if f.required}
-        if required <= body.keys():
-            return schema.dump(body)
-    raise ValueError(f"response body fits none of {[type(s).__name__ for s in schemas]}")
+    for dumper in dumpers:
+        if dumper.required <= body.keys():
+            return dumper.dump(body)
+    raise ValueError(f"response body fits none of {[type(d.schema).__name__ for d in dumpers]}")
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+#: Field classes whose dump of a value of the given exact type is the value itself (a
+#: shallow copy for a dict): String → ``ensure_text_type``, Integer → ``int``, Dict without
+#: key/value fields → ``dict(value)``, Raw → the value. ``None`` dumps as ``None`` for all.
+_PLAIN_FIELDS: dict[type[fields.Field], tuple[type, Callable[[Any], Any]]] = {
+    fields.String: (str, _as_is),
+    fields.Integer: (int, _as_is),
+    fields.Dict: (dict, dict),
+    fields.Raw: (object, _as_is),
+}
+
+
+def _dumps_plainly(name: str, field: fields.Field) -> bool:
+    """Whether marshmallow reads ``body[name]`` for ``field`` and dumps a value of the
+    field's plain type unchanged: no other attribute, default, dotted path or dict attribute
+    of the same name (marshmallow falls back to ``getattr(body, name)`` for a missing key),
+    no numbers as text, no key or value fields of a dict."""
+    return (
+        field.attribute is None
+        and field.dump_default is missing
+        and "." not in name
+        and not hasattr(dict, name)
+        and not getattr(field, "as_string", False)
+        and getattr(field, "num_type", int) is int
+        and getattr(field, "key_field", None) is None
+        and getattr(field, "value_field", None) is None
+        and getattr(field, "mapping_type", dict) is dict
+    )
+
+
+class Dumper:
+    """``schema.dump`` of a response body, without marshmallow's per-field machinery where it
+    changes nothing: a field of a class in :data:`_PLAIN_FIELDS` whose value has that exact
+    type (or is ``None``) is copied as marshmallow would dump it; every other field (nested
+    schemas, renamed or defaulted fields, unexpected types) goes through the field's own
+    ``serialize``. Same keys, order and values as ``schema.dump`` (``tests/unit``), in a
+    fraction of the time. A schema with dump hooks or ``many`` always uses ``schema.dump``."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.required = frozenset(n for n, f in schema.fields.items() if f.required)
+        hooks = schema._hooks
+        self._plain = not (hooks[PRE_DUMP] or hooks[POST_DUMP] or schema.many
+                           or type(schema).get_attribute is not Schema.get_attribute)
+        self._fields: list[tuple[str, str, fields.Field, type | None, Any]] = []
+        for name, field in schema.dump_fields.items():
+            key = field.data_key if field.data_key is not None else name
+            kind, copy = _PLAIN_FIELDS.get(type(field), (None, None))
+            plain = kind is not None and _dumps_plainly(name, field)
+            self._fields.append((name, key, field, kind if plain else None, copy))
+
+    def dump(self, body: dict[str, Any]) -> dict[str, Any]:
+        """What ``schema.dump(body)`` returns."""
+        if not self._plain or type(body) is not dict:
+            return self.schema.dump(body)
+        result = self.schema.dict_class()
+        accessor = self.schema.get_attribute
+        for name, key, field, kind, copy in self._fields:
+            if kind is not None:
+                if name not in body:
+                    continue  # missing: marshmallow leaves it out
+                value = body[name]
+                if value is None:
+                    result[key] = None
+                    continue
+                if kind is object or (type(value) is kind):
+                    result[key] = copy(value)
+                    continue
+            value = field.serialize(name, body, accessor=accessor)
+            if value is not missing:
+                result[key] = value
+        return result
 
 
 def task_links(id_field: str = "id") -> dict[str, Any]:
