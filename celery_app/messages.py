@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 from celery import Celery
+from celery.utils.saferepr import saferepr
 from kombu.serialization import dumps as kombu_dumps
 
 from . import strictjson
@@ -32,6 +33,34 @@ def new_delivery() -> str:
     return uuid.uuid4().hex
 
 
+_PLAIN_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _plain_text(text: str) -> bool:
+    """``repr(text)`` is the text between single quotes, as ``saferepr`` writes it."""
+    return "'" not in text and "\\" not in text and text.isprintable()
+
+
+def plain_kwargsrepr(kwargs: Any, maxsize: int) -> str | None:
+    """Celery's ``kwargsrepr`` header (``saferepr(kwargs, maxsize)``) computed with ``repr``
+    when that gives the same text: a flat dict of plain strings (printable, no quote or
+    backslash) and numbers, booleans or ``None``, shorter than ``maxsize`` (nothing cut).
+    ``None`` when not, for the caller to use ``saferepr``."""
+    if type(kwargs) is not dict:
+        return None
+    for key, value in kwargs.items():
+        if type(key) is not str or not _plain_text(key):
+            return None
+        kind = type(value)
+        if kind is str:
+            if not _plain_text(value):
+                return None
+        elif kind not in _PLAIN_SCALARS:
+            return None
+    text = repr(kwargs)
+    return text if len(text) < maxsize else None
+
+
 class MessageBuilder:
     """Builds the kombu/Celery wire form of a task message for one Celery app."""
 
@@ -39,6 +68,8 @@ class MessageBuilder:
         self._amqp = celery.amqp
         self._grace = hard_timeout_grace_seconds
         self._origin = f"gen{os.getpid()}@{socket.gethostname()}"
+        self._kwargsrepr_maxsize = self._amqp.kwargsrepr_maxsize
+        self._argsrepr = saferepr((), self._amqp.argsrepr_maxsize)  # "()": no arguments
 
     def build(
         self,
@@ -63,6 +94,8 @@ class MessageBuilder:
             time_limit=hard_time_limit_seconds(timeout, self._grace),
             origin=self._origin,
             ignore_result=None,  # as send_task: the task's own setting decides
+            argsrepr=self._argsrepr,
+            kwargsrepr=plain_kwargsrepr(kwargs, self._kwargsrepr_maxsize),  # None: saferepr
         )
         headers[DELIVERY_HEADER] = delivery
         content_type, content_encoding, data = kombu_dumps(body, serializer="json")

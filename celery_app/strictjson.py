@@ -125,11 +125,15 @@ def dumps(value: Any, **options: Any) -> str:
     options["allow_nan"] = False
     options.setdefault("ensure_ascii", False)
     text = json.dumps(value, **options)
-    utf8 = (
-        text
-        if not options["ensure_ascii"]
-        else json.dumps(value, allow_nan=False, ensure_ascii=False, default=options.get("default"))
-    )
+    if options["ensure_ascii"]:
+        # Every code point beyond ASCII is escaped, a surrogate (lone or half of a pair) as a
+        # lowercase "\udXXX": without that sequence there is none to look for.
+        if "\\ud" not in text:
+            return text
+        utf8 = json.dumps(value, allow_nan=False, ensure_ascii=False,
+                          default=options.get("default"))
+    else:
+        utf8 = text
     if text_problem(utf8):
         problem = find_problem(value, max_depth=None) or ("", "contains a lone surrogate")
         raise ValueError(f"not serialisable as strict JSON: {describe(problem)}")
