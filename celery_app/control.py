@@ -1,7 +1,8 @@
 """What a worker consumes: worker pause and queue pause, one mechanism, applied and confirmed.
 
 A worker consumes its ``-Q`` queues minus the paused queues, or nothing while the worker itself
-is paused (both flags are fields of ``tq:gates``, :mod:`celery_app.keys`). Both flags are persisted in Redis, so a
+is paused (both flags are fields of ``tq:gates``, :mod:`celery_app.keys`). Both flags are
+persisted in Redis, so a
 worker that restarts, or starts later, honours them before it consumes its first message.
 
 **Applying.** The web process sets the flag, then sends Celery's remote-control command

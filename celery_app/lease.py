@@ -4,8 +4,9 @@ The claim script takes the task's lease: the envelope's ``lease`` field names th
 delivery token and ``lease_until`` says when it lapses (ms on Redis's clock, now +
 :attr:`~celery_app.settings.Settings.lease_seconds`, three heartbeat intervals), both written by
 the claim's own ``HSET`` (:mod:`celery_app.keys`). While the
-handler runs, a daemon thread of the **pool child** renews it every
-``WORKER_HEARTBEAT_SECONDS``, and only while the lease still names this execution's delivery.
+handler runs, a daemon thread of the **pool child** (one per process, :class:`Leases`) renews it
+every ``WORKER_HEARTBEAT_SECONDS``, and only while the lease still names this execution's
+delivery.
 The worker's main process takes no part, so:
 
 - a main process that stalls (SIGSTOP, a long GC pause, a blocked event loop) while its child
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from types import TracebackType
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis
 
@@ -55,53 +58,66 @@ return 1
 """
 
 
-class Lease:
-    """Renews one execution's lease from a daemon thread until :meth:`stop` (a context manager).
+class Leases:
+    """The leases of the executions running in this process, renewed by one daemon thread.
 
-    ``ttl_seconds`` is the lease's life after each renewal, ``interval_seconds`` the time
-    between renewals (several renewals fit in one TTL, so one slow Redis answer loses nothing).
-    A failed renewal is logged and tried again at the next interval.
+    :meth:`hold` registers an execution for the time its handler runs (a context manager: a
+    dict entry, no thread per task); every ``interval_seconds`` the thread renews each
+    registered lease for ``ttl_seconds`` (several renewals fit in one TTL, so one slow Redis
+    answer loses nothing), so a lease is renewed at most one interval after it was taken or
+    last renewed. A failed renewal is logged and tried again at the next interval; a lease found
+    lost (someone else's, or the task no longer this execution's) is logged and dropped.
+    One per process (:class:`~celery_app.runtime.Runtime` makes it after each fork); the thread
+    starts with the first execution.
     """
 
     def __init__(
-        self,
-        client: redis.Redis,
-        task_id: str,
-        delivery: str,
-        *,
-        ttl_seconds: float,
-        interval_seconds: float,
+        self, client: redis.Redis, *, ttl_seconds: float, interval_seconds: float
     ) -> None:
-        self.task_key = keys.task(task_id)
-        self.delivery = delivery
         self.ttl_ms = int(ttl_seconds * 1000)
         self.interval = interval_seconds
         self._renew = client.register_script(_RENEW)
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease {task_id}", daemon=True)
+        self._held: dict[str, str] = {}  # envelope key → delivery
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> Lease:
-        self._thread.start()
-        return self
+    @contextmanager
+    def hold(self, task_id: str, delivery: str) -> Iterator[None]:
+        """Renew the lease of ``task_id``'s execution ``delivery`` until the block ends (the
+        lease itself is released by the script recording the outcome)."""
+        key = keys.task(task_id)
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lease renewer",
+                                                daemon=True)
+                self._thread.start()
+            self._held[key] = delivery
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._held.get(key) == delivery:
+                    del self._held[key]
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        """Stop renewing (the lease itself is released by the script recording the outcome)."""
-        self._stopped.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=self.interval + 1)
+    def held(self) -> dict[str, str]:
+        """The leases being renewed now: envelope key → delivery."""
+        with self._lock:
+            return dict(self._held)
 
     def _run(self) -> None:
-        while not self._stopped.wait(self.interval):
-            try:
-                held = self._renew(keys=[self.task_key], args=[self.delivery, self.ttl_ms])
-            except Exception:  # Redis unreachable: the next interval tries again
-                logger.warning("could not renew the lease of %s", self.task_key, exc_info=True)
-                continue
-            if not held:
-                logger.warning("lease of %s lost: the task may run elsewhere", self.task_key)
-                return
+        while True:
+            time.sleep(self.interval)
+            for key, delivery in self.held().items():
+                self._renew_one(key, delivery)
+
+    def _renew_one(self, key: str, delivery: str) -> None:
+        try:
+            kept = self._renew(keys=[key], args=[delivery, self.ttl_ms])
+        except Exception:  # Redis unreachable: the next interval tries again
+            logger.warning("could not renew the lease of %s", key, exc_info=True)
+            return
+        if not kept:
+            logger.warning("lease of %s lost: the task may run elsewhere", key)
+            with self._lock:
+                if self._held.get(key) == delivery:
+                    del self._held[key]

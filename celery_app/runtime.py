@@ -20,6 +20,7 @@ from . import keys
 from .audit import AuditLog
 from .connection import redis_client
 from .dlq import DeadLetters
+from .lease import Leases
 from .limits import Limits
 from .listing import Listing
 from .messages import MessageBuilder
@@ -43,6 +44,7 @@ class Runtime:
         self._redis: redis.Redis | None = None
         self._store: Store | None = None
         self._nouns: tuple[DeadLetters, Listing, Workers] | None = None
+        self._leases: Leases | None = None
 
     def _ensure(self) -> None:
         if self._pid == os.getpid():
@@ -61,6 +63,8 @@ class Runtime:
                 store = Store(client, settings, builder, scripts, wait_client)
                 self._redis, self._store = client, store
                 self._nouns = (DeadLetters(store), Listing(store), Workers(client, scripts))
+                self._leases = Leases(client, ttl_seconds=settings.lease_seconds,
+                                      interval_seconds=settings.worker_heartbeat_seconds)
                 self._pid = os.getpid()
 
     @property
@@ -81,6 +85,13 @@ class Runtime:
     def scripts(self) -> Scripts:
         """This process's script runner."""
         return self.store.scripts
+
+    @property
+    def leases(self) -> Leases:
+        """The leases of the executions running in this process (renewed by one thread)."""
+        self._ensure()
+        assert self._leases is not None
+        return self._leases
 
     @property
     def dead_letters(self) -> DeadLetters:

@@ -40,7 +40,6 @@ from handlers.progress import reporting_to
 from . import model
 from .connection import UNREACHABLE, ride_out
 from .defaults import DEFAULT_TIMEOUT_SECONDS
-from .lease import Lease
 from .messages import DELIVERY_HEADER
 from .payloads import InvalidPayload, check_payload
 from .store import Claim, NewTask
@@ -134,10 +133,7 @@ class HandlerTask(Task):
         except InvalidPayload as exc:
             store.fail(envelope, delivery, f"invalid arguments: {exc}", retryable=False)
             raise
-        settings = self.app.settings
-        lease = Lease(self.app.runtime.redis, request.id, delivery,
-                      ttl_seconds=settings.lease_seconds,
-                      interval_seconds=settings.worker_heartbeat_seconds)
+        lease = self.app.runtime.leases.hold(request.id, delivery)
         try:
             with lease, reporting_to(self._reporter(request.id, delivery)):
                 result = self.run(*args, **kwargs)
