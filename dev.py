@@ -72,8 +72,11 @@ def start_redis(url: str) -> subprocess.Popen:
     data.mkdir(parents=True, exist_ok=True)
     port = str(parsed.port or 6379)
     print(f"starting redis-server on port {port} (data in {data})", flush=True)
+    # A session of its own, like the Procfile's processes: a terminal's Ctrl-C reaches only
+    # this script, which stops the others first and Redis last (their shutdown writes to it).
     process = subprocess.Popen([redis_binary(), "--port", port, "--bind", "127.0.0.1",
-                                "--dir", str(data), "--appendonly", "yes", "--save", ""])
+                                "--dir", str(data), "--appendonly", "yes", "--save", ""],
+                               start_new_session=True)
     deadline = time.monotonic() + 10
     while not reachable(url):
         if time.monotonic() > deadline or process.poll() is not None:

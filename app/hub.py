@@ -175,4 +175,4 @@ class Hub:
 
 
 def frame_bytes(event: Event) -> bytes:
-    return text_frame(strictjson.dumps(event.frame()).encode())
+    return text_frame(strictjson.dumps(event.frame(), separators=(",", ":")).encode())

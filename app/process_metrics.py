@@ -98,6 +98,7 @@ class GcCounters:
             for stat, counter in self._counters.items():
                 total = stats[stat]
                 added = total - self._copied.get((stat, generation), 0)
+                child = counter.labels(pid, str(generation))  # a zero is a sample too
                 if added > 0:
-                    counter.labels(pid, str(generation)).inc(added)
+                    child.inc(added)
                 self._copied[(stat, generation)] = total

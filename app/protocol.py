@@ -166,11 +166,12 @@ def check_query_string(raw: str) -> None:
 
 def idempotency_key() -> str | None:
     """The request's ``Idempotency-Key`` (``None`` when absent), or a 400 saying what is
-    wrong with it: 1–255 visible ASCII characters."""
+    wrong with it: 1–255 visible ASCII characters (``!`` to ``~``; an empty value, a space or
+    a control character is refused, not ignored)."""
     raw = request.headers.get("Idempotency-Key")
-    if raw is None or raw == "":
+    if raw is None:
         return None
-    if len(raw) > IDEMPOTENCY_KEY_MAX or not all(" " <= c <= "~" for c in raw):
+    if not 1 <= len(raw) <= IDEMPOTENCY_KEY_MAX or not all("!" <= c <= "~" for c in raw):
         raise InvalidRequest(
             f"Idempotency-Key: must be 1-{IDEMPOTENCY_KEY_MAX} visible ASCII characters"
         )

@@ -86,7 +86,7 @@ def _watch(ws: Any, outbox: Outbox, subscription: Subscription) -> None:
 
 def _send(ws: Any, outbox: Outbox, frame: dict[str, Any]) -> None:
     """Send one JSON frame from the connection thread (ordered with everything else)."""
-    outbox.write(text_frame(strictjson.dumps(frame).encode()))
+    outbox.write(text_frame(strictjson.dumps(frame, separators=(",", ":")).encode()))
     outbox.flush()
     if outbox.dropped:
         _end(ws, outbox)

@@ -130,7 +130,9 @@ def test_a_utf8_query_string_is_read_as_text(env):
     assert response.status_code == 400 and "unknown task type '☃'" in response.get_json()["message"]
 
 
-@pytest.mark.parametrize("key", ["caf\xe9", "a" * 256, "tab\there", "\x7f", "ключ"])
+@pytest.mark.parametrize(
+    "key", ["caf\xe9", "a" * 256, "tab\there", "\x7f", "ключ", "", "a b", " lead"]
+)
 def test_bad_idempotency_keys_are_a_400_naming_the_header(env, key):
     environ = {"HTTP_IDEMPOTENCY_KEY": key.encode("utf-8").decode("latin-1")}
     response = env.client.post("/api/v1/tasks", json={"type": "echo"}, environ_base=environ)

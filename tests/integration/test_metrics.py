@@ -107,6 +107,13 @@ def test_metrics_count_what_was_done_identically_from_every_web_process(env, web
             assert {s.labels["pid"] for s in collections} <= set(workers)
             assert {s.labels["generation"] for s in collections} == {"0", "1", "2"}
             assert any(s.labels["generation"] == "0" and s.value > 0 for s in collections)
+            uncollectable = [  # usually zero: a zero is still a sample of each generation
+                sample
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "python_gc_objects_uncollectable_total"
+            ]
+            assert {s.labels["generation"] for s in uncollectable} == {"0", "1", "2"}
 
 
 def test_queue_depth_metric_follows_waiting_messages(env):
