@@ -28,17 +28,19 @@ import redis
 import requests
 
 from tests.conftest import _free_databases
-from tests.harness import RedisServer, WebServer, Worker, wait_for
+from tests.harness import ROOT, RedisServer, WebServer, Worker, wait_for
 
 TASKQUEUE = str(Path(sys.executable).with_name("taskqueue"))
 ESC = "\x1b"
 
 
 def cli_env(url: str, **extra: str) -> dict[str, str]:
-    """The caller's environment without anything that would change the CLI's choices."""
-    drop = ("TASKQUEUE_", "FORCE_COLOR", "NO_COLOR", "TTY_", "COLUMNS", "LINES")
+    """The caller's environment without anything that would change the CLI's choices, with
+    ``PYTHONPATH`` set to this checkout: the console script imports the CLI under test, not the
+    checkout the interpreter's editable install points at."""
+    drop = ("TASKQUEUE_", "FORCE_COLOR", "NO_COLOR", "TTY_", "COLUMNS", "LINES", "PYTHONPATH")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update(TASKQUEUE_URL=url, **extra)
+    env.update(TASKQUEUE_URL=url, PYTHONPATH=str(ROOT), **extra)
     return env
 
 
