@@ -1,8 +1,10 @@
 """Progress of followed tasks: live bars on a terminal, one plain line per change when piped.
 
 A :class:`TaskView` is what is known of one task (from its envelope, then from its events); a
-display shows views as they change. Both displays show the same things: state, percent, the
-handler's progress message and the elapsed time of the current execution.
+display shows views as they change. An event the envelope already reflects is not applied (see
+:meth:`TaskView.reflects`), so a view never goes back to an older state. Both displays show the
+same things: state, percent, the handler's progress message and the elapsed time of the current
+execution.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
@@ -23,7 +26,9 @@ FINAL_STATES = frozenset({"completed", "failed", "dead_letter", "cancelled"})
 
 @dataclass
 class TaskView:
-    """One followed task. ``started``/``ended`` are epoch seconds of the current execution."""
+    """One followed task. ``started``/``ended`` are epoch seconds of the current execution;
+    ``as_of_ms`` is the envelope's ``updated_at`` in epoch milliseconds (``None`` before one
+    was read)."""
 
     id: str
     type: str = ""
@@ -32,6 +37,7 @@ class TaskView:
     message: str = ""
     started: float | None = None
     ended: float | None = None
+    as_of_ms: int | None = None
 
     @classmethod
     def of(cls, envelope: dict[str, Any]) -> TaskView:
@@ -45,6 +51,7 @@ class TaskView:
         self.state = envelope.get("state", self.state)
         self.progress = int(envelope.get("progress") or 0)
         self.message = envelope.get("progress_message") or ""
+        self.as_of_ms = epoch_ms(envelope.get("updated_at"))
         if self.state in {"failed", "dead_letter", "retrying"} and envelope.get("error"):
             self.message = envelope["error"]
         self.started = epoch(envelope.get("started_at"))
@@ -54,8 +61,29 @@ class TaskView:
         elif self.state != "running" and self.started is not None:
             self.ended = epoch(envelope.get("updated_at"))  # waiting to run again
 
-    def apply_event(self, event: dict[str, Any]) -> None:
-        """Take an event's news (``data`` carries state and progress, §6)."""
+    def reflects(self, event: dict[str, Any]) -> bool:
+        """Whether the envelope this view was read from already reflects ``event`` (a ``/ws``
+        frame): its id's milliseconds are before the envelope's ``updated_at``.
+
+        Exact, not a guess: the Lua call that changes a task stamps ``updated_at`` with Redis's
+        ``TIME`` and appends its event (id from the same clock, never earlier) in one atomic
+        step, so an event appended after the read has an id at or after ``updated_at``, and one
+        strictly before it was appended before the call that wrote the envelope. An event in
+        ``updated_at``'s own millisecond is applied: it is the change the envelope shows (no
+        change to the view) or one after the read, never to be skipped; only two changes of
+        one task within one millisecond could show the older for the moment before the
+        envelope's own event, replayed next, restores it."""
+        if self.as_of_ms is None:
+            return False
+        event_id = str(event.get("id") or "")
+        ms = event_id.partition("-")[0]
+        return ms.isdigit() and int(ms) < self.as_of_ms
+
+    def apply_event(self, event: dict[str, Any]) -> bool:
+        """Take an event's news (``data`` carries state and progress, §6); ``False`` (and no
+        change) for an event the envelope already reflects (:meth:`reflects`)."""
+        if self.reflects(event):
+            return False
         data = event.get("data") or {}
         kind = event.get("type", "")
         at = epoch(event.get("timestamp"))
@@ -70,6 +98,7 @@ class TaskView:
             self.message = data["error"]
         if self.state != "running" and self.ended is None:
             self.ended = at  # the execution is over (final, or waiting to run again)
+        return True
 
     @property
     def elapsed(self) -> float | None:
@@ -89,6 +118,17 @@ class TaskView:
 def epoch(iso: str | None) -> float | None:
     moment = parse_time(iso)
     return moment.timestamp() if moment else None
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(iso: str | None) -> int | None:
+    """An API timestamp as whole epoch milliseconds (exact, no float rounding), or ``None``."""
+    moment = parse_time(iso)
+    if moment is None or moment.tzinfo is None:
+        return None
+    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 class ElapsedColumn(ProgressColumn):

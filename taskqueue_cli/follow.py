@@ -8,10 +8,16 @@ one appended between the WebSocket handshake and the server's subscription. The 
 the ``Date`` header's one-second resolution and clock differences between web processes and
 Redis; the replay costs the events of those few seconds.
 
-**Final means final.** A replayed event may be older than the read (a task retried a moment ago
-has an older ``task.dead_letter`` in the replay window), so a final-state event is confirmed by
-reading the envelope, which the same Lua call wrote before appending the event: only a final
-envelope ends the wait, and it is what ``--wait`` prints.
+**Never backwards.** The replay starts seconds before the read, so it holds events the read
+already reflects; each is passed on (``--json`` prints every frame) but not applied to the
+task's view: :meth:`~.bars.TaskView.reflects` compares its id with the envelope's
+``updated_at``, which the same Lua call stamps from the same Redis clock. Events after the read
+are applied as they come.
+
+**Final means final.** A final-state event after the read may be overtaken before it arrives
+(the task retried at once; an older ``task.dead_letter`` is already skipped as reflected), so a
+final-state event is confirmed by reading the envelope, which the same Lua call wrote before
+appending the event: only a final envelope ends the wait, and it is what ``--wait`` prints.
 
 **Resume.** A dropped connection is reopened with ``last_event_id`` = the last event received
 (or the replay point), so nothing is missed and nothing repeated; it gives up after
@@ -135,6 +141,8 @@ def follow(
             if on_frame is not None:
                 on_frame(text)
             view = views[task_id]
+            if view.reflects(event):
+                continue  # replayed from before the read (a final one too: the read was not)
             if event["data"].get("state") not in FINAL_STATES:
                 view.apply_event(event)
                 display.show(view)
@@ -176,7 +184,8 @@ def watch_all(
                     continue  # followed from the moment it starts
                 views[task_id] = TaskView(task_id)
             view = views[task_id]
-            view.apply_event(event)
+            if not view.apply_event(event):
+                continue  # a listed task's event from before the listing
             if view.state in FINAL_STATES:
                 display.done(view)
                 del views[task_id]

@@ -16,6 +16,59 @@ def _states(lines: list[str], task_id: str) -> list[str]:
     return [line.split()[2] for line in lines if line.startswith(task_id + "  ")]
 
 
+#: Where each state may come in a task's progression (a retry would go back to ``pending``;
+#: these tasks have no retry).
+STATE_RANK = {"pending": 0, "running": 1, "completed": 2, "failed": 2, "dead_letter": 2}
+
+
+def _progression(lines: list[str], task_id: str) -> list[tuple[str, int]]:
+    """``(state, percent)`` of each plain line printed for ``task_id``, in order."""
+    fields = [line.split() for line in lines if line.startswith(task_id + "  ")]
+    return [(f[2], int(f[3].rstrip("%"))) for f in fields]
+
+
+def _assert_never_backwards(steps: list[tuple[str, int]]) -> None:
+    ranks = [STATE_RANK[state] for state, _ in steps]
+    percents = [percent for _, percent in steps]
+    assert ranks == sorted(ranks), steps
+    assert percents == sorted(percents), steps
+    assert steps[-1][0] == "completed", steps
+
+
+def _running_past_first_step(stack: Stack, task_id: str) -> dict:
+    """Wait until the task runs with its first step reported: its started and first progress
+    events are then in the replay window of any read that follows."""
+
+    def past() -> dict | None:
+        envelope = stack.api("GET", f"/api/v1/tasks/{task_id}").json()
+        return envelope if envelope["state"] == "running" and envelope["progress"] > 0 else None
+
+    return wait_for(past, timeout=20, message=f"{task_id} past its first step")
+
+
+def test_following_a_running_task_never_shows_it_going_backwards(stack: Stack):
+    payload = '{"seconds": 3, "steps": 3}'
+    task_id = stack.cli("submit", "sleep", "--payload", payload).out.strip()
+    read = _running_past_first_step(stack, task_id)
+    run = stack.cli("watch", task_id)
+    steps = _progression(run.lines, task_id)
+    assert steps[0][0] == "running" and steps[0][1] >= read["progress"], steps
+    _assert_never_backwards(steps)
+
+    # --wait follows the same way, from the envelope the POST answered: an idempotency key
+    # reused while the first task runs answers that running task.
+    key = f"running-{task_id}"
+    first = stack.cli("submit", "sleep", "--payload", payload, "--idempotency-key", key)
+    first_id = first.out.strip()
+    read = _running_past_first_step(stack, first_id)
+    again = stack.cli("submit", "sleep", "--payload", payload, "--idempotency-key", key, "--wait")
+    assert again.lines[0] == first_id and "idempotency key" in again.err
+    steps = _progression(again.lines, first_id)
+    assert steps[0][0] == "running" and steps[0][1] >= read["progress"], steps
+    _assert_never_backwards(steps)
+    assert again.lines[-1].startswith("{")  # the result, after the last progress line
+
+
 def test_watch_ids_exits_0_when_all_completed_and_1_when_one_did_not(stack: Stack):
     slow = stack.cli("submit", "sleep", "--payload", '{"seconds": 0.5, "steps": 2}').out.strip()
     quick = stack.cli("submit", "echo").out.strip()

@@ -62,6 +62,26 @@ def test_a_view_follows_events_and_its_elapsed_time_stops_between_executions():
     assert view.message == "" and view.ended is None and view.elapsed > 1.5
 
 
+def test_a_view_skips_events_its_envelope_already_reflects():
+    envelope = {"id": "t1", "type": "sleep", "state": "running", "progress": 66,
+                "updated_at": "2026-01-01T00:00:02.000Z"}  # fmt: skip
+    view = TaskView.of(envelope)
+    assert view.as_of_ms == 1767225602000
+
+    def event(event_id: str, state: str, progress: int) -> dict:
+        return {"id": event_id, "type": "task.progress",
+                "timestamp": "2026-01-01T00:00:00.000Z",
+                "data": {"state": state, "progress": progress}}  # fmt: skip
+
+    assert view.reflects(event("1767225601999-5", "running", 33))
+    assert not view.apply_event(event("1767225601999-5", "running", 33))
+    assert (view.state, view.progress) == ("running", 66)
+    assert not view.reflects(event("1767225602000-0", "running", 66))  # the envelope's own
+    assert view.apply_event(event("1767225602500-0", "running", 100))
+    assert view.progress == 100
+    assert not TaskView("t2").reflects(event("1-0", "pending", 0))  # no envelope read
+
+
 def test_short_ids_of_uuids_and_upload_ids():
     assert TaskView("3f2c4b1a-0000-4000-8000-000000000000").short_id == "3f2c4b1a"
     assert TaskView("task-1754556928-12a41dbec").short_id == "12a41dbec"
