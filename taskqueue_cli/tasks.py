@@ -26,6 +26,8 @@ priority_option = click.option(
     metavar="P",
     help="low|normal|high|critical or 0-3 [low].",
 )
+#: ``ls --sort-by`` values: the API's ``sort_by``.
+SORT_KEYS = ("created_at", "updated_at", "priority")
 #: Envelope fields in the order `get` shows them; others follow in the API's order.
 FIELD_ORDER = (
     "id",
@@ -191,7 +193,25 @@ def get(session: Session, task_id: str, as_json: bool) -> None:
 
 @click.command(name="ls")
 @click.option("--state", help="Only tasks in this state (pending, running, completed, …).")
+@click.option(
+    "--status",
+    help="Only tasks with this status (pending, processing, completed, failed, cancelled).",
+)
 @click.option("--type", "task_type", metavar="TYPE", help="Only tasks of this type.")
+@click.option(
+    "--priority",
+    type=click.Choice(PRIORITIES),
+    metavar="P",
+    help="Only tasks of this priority: low|normal|high|critical or 0-3.",
+)
+@click.option(
+    "--sort-by",
+    type=click.Choice(SORT_KEYS),
+    default="created_at",
+    show_default=True,
+    help="Order by created_at, updated_at or priority.",
+)
+@click.option("--order", type=click.Choice(("asc", "desc")), default="desc", show_default=True)
 @click.option("--page", type=int, default=1, show_default=True)
 @click.option("--page-size", type=int, default=20, show_default=True)
 @json_option
@@ -199,14 +219,29 @@ def get(session: Session, task_id: str, as_json: bool) -> None:
 def list_tasks(
     session: Session,
     state: str | None,
+    status: str | None,
     task_type: str | None,
+    priority: str | None,
+    sort_by: str,
+    order: str,
     page: int,
     page_size: int,
     as_json: bool,
 ) -> None:
-    """List tasks, newest first (one filter at a time)."""
+    """List tasks, newest first unless --sort-by/--order say otherwise.
+
+    The filters combine: a task is listed when it matches every one given (a --state outside
+    the given --status matches nothing)."""
     reply = session.client.get(
-        "/api/v1/tasks", state=state, type=task_type, page=page, page_size=page_size
+        "/api/v1/tasks",
+        state=state,
+        status=status,
+        type=task_type,
+        priority=priority,
+        sort_by=sort_by,
+        order=order,
+        page=page,
+        page_size=page_size,
     )
     out = Output(as_json)
     if as_json:

@@ -188,6 +188,58 @@ def test_ls_filters_pages_and_prints_plain_columns(stack: Stack):
     assert "state" in bad.err and "(HTTP 400)" in bad.err
 
 
+PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2, "critical": 3}
+
+
+def _submitted(stack: Stack, task_type: str, priority: str) -> str:
+    run = stack.cli("submit", task_type, "--priority", priority, "--wait", "--json")
+    return run.json()["id"]
+
+
+def test_ls_combines_filters_like_the_api(stack: Stack):
+    wanted = [_submitted(stack, "echo", "critical") for _ in range(2)]
+    other_priority = _submitted(stack, "echo", "low")
+    other_type = _submitted(stack, "sleep", "critical")
+    failing = stack.cli("submit", "fail", "--priority", "critical", "--max-retries", "0").out
+    stack.wait_state(failing.strip(), "dead_letter")
+    filters = ["--type", "echo", "--status", "completed", "--priority", "critical"]
+    listing = stack.cli("ls", *filters, "--page-size", "100", "--json").json()
+    query = "type=echo&status=completed&priority=critical&page_size=100"
+    api = stack.api("GET", f"/api/v1/tasks?{query}").json()
+    assert (listing["tasks"], listing["total"]) == (api["tasks"], api["total"])
+    ids = [t["id"] for t in listing["tasks"]]
+    assert set(wanted) <= set(ids) and other_priority not in ids and other_type not in ids
+    assert all(
+        (t["type"], t["status"], t["priority"]) == ("echo", "completed", "critical")
+        for t in listing["tasks"]
+    )
+    rows = stack.cli("ls", *filters, "--state", "completed", "--page-size", "100").lines[1:]
+    assert {row.split()[0] for row in rows} == set(ids)
+    none = stack.cli("ls", "--status", "failed", "--state", "completed", "--json").json()
+    assert none["total"] == 0  # a state outside the status matches nothing
+    assert "--status" in stack.cli("ls", "--help").out
+    assert "one filter at a time" not in stack.cli("ls", "--help").out
+
+
+def test_ls_sorts_by_priority_and_by_update_in_either_order(stack: Stack):
+    ids = {p: _submitted(stack, "echo", p) for p in ("high", "low", "critical", "normal")}
+    filters = ["--type", "echo", "--status", "completed", "--page-size", "100"]
+    ascending = stack.cli("ls", *filters, "--sort-by", "priority", "--order", "asc", "--json")
+    ranks = [PRIORITY_RANK[t["priority"]] for t in ascending.json()["tasks"]]
+    assert ranks == sorted(ranks) and ranks[0] < ranks[-1]
+    query = "type=echo&status=completed&page_size=100&sort_by=priority&order=asc"
+    assert ascending.json()["tasks"] == stack.api("GET", f"/api/v1/tasks?{query}").json()["tasks"]
+    table = stack.cli("ls", *filters, "--sort-by", "priority", "--order", "desc")
+    shown = [PRIORITY_RANK[row.split()[3]] for row in table.lines[1:]]
+    assert shown == sorted(shown, reverse=True)
+    by_update = stack.cli("ls", *filters, "--sort-by", "updated_at", "--order", "asc", "--json")
+    listed = [t["id"] for t in by_update.json()["tasks"]]
+    order = [listed.index(ids[p]) for p in ("high", "low", "critical", "normal")]
+    assert order == sorted(order)  # completed one after another, listed oldest update first
+    bad = stack.cli("ls", "--sort-by", "age", expect=2)
+    assert "--sort-by" in bad.err
+
+
 def test_stats_matches_the_api(stack: Stack):
     stats = stack.cli("stats", "--json").json()
     assert stats == stack.api("GET", "/api/v1/tasks/statistics").json()
