@@ -15,6 +15,7 @@ key                            type    TTL     written by                   read
 ``tq:events``                  stream  MAXLEN  store scripts, signals       WebSocket fan-out
 ``tq:dlq``                     stream  --      store scripts                admin DLQ API
 ``tq:idem:<key>``              string  24 h    submit script                submit script
+``tq:purged:<id>``             string  7 d     purge script (cancelled)     claim script
 ``tq:idem-batch:<key>``        string  24 h    batch submit (web)           batch submit (web)
 ``tq:acked``                   string  --      batch submit (web)           nobody
 ``tq:stats``                   hash    --      store scripts                statistics
@@ -133,6 +134,23 @@ def events() -> str:
 def dlq() -> str:
     """The dead-letter stream."""
     return f"{PREFIX}dlq"
+
+
+#: How long a purged cancelled task's tombstone outlives it (s): its message may still wait in
+#: a queue (paused, or no worker), and must be skipped, not adopted, when it is delivered.
+PURGED_TTL_SECONDS = 7 * 24 * 3600
+
+
+def legacy_lease(task_id: str) -> str:
+    """The lease key of the earlier layout (leases are envelope fields now): a task claimed by
+    a worker of that layout has no ``lease_until``, and the reaper counts it as held while this
+    key, renewed by that worker, lives — so a rolling upgrade re-runs nothing."""
+    return f"{PREFIX}lease:{task_id}"
+
+
+def purged(task_id: str) -> str:
+    """The tombstone of a cancelled task that was purged (see :data:`PURGED_TTL_SECONDS`)."""
+    return f"{PREFIX}purged:{task_id}"
 
 
 def idempotency(key: str) -> str:

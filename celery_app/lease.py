@@ -38,9 +38,12 @@ logger = logging.getLogger(__name__)
 #: Extend the lease only while it still names this execution (KEYS[1] the task's envelope,
 #: ARGV[1] delivery, ARGV[2] TTL ms; the new ``lease_until`` is Redis's ``TIME`` + TTL). A lease
 #: that lapsed while Redis was away (an outage longer than its TTL, a Sentinel failover) is
-#: taken again if the task is still running under this execution's delivery: nobody else can
-#: have started it. Returns 1 when renewed, 0 when the lease is someone else's or the task no
-#: longer this execution's (or gone).
+#: taken again while it still names this execution — whatever the task's state, since a PATCH
+#: may have made it final under the running handler: only a claim rewrites ``lease``, and a
+#: claim refuses to start while a lease is held. With no lease naming it (a failover to a replica
+#: that had not received the claim), it is taken if the task is still running under this
+#: execution's delivery: nobody else can have started it. Returns 1 when renewed, 0 when the
+#: lease is someone else's or the task no longer this execution's (or gone).
 #: ``allow-oom`` (Redis 7 script flags): rewriting a number in place takes no memory to speak of,
 #: and an execution that still runs must keep its lease while Redis refuses writes at
 #: ``maxmemory`` — else the task would be queued again under a live handler as soon as memory is
@@ -50,7 +53,7 @@ local task = redis.call('HMGET', KEYS[1], 'lease', 'lease_until', 'state', 'deli
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local held = tonumber(task[2] or '0') > now
-if task[1] ~= ARGV[1] or not held then
+if task[1] ~= ARGV[1] then
   if held or task[3] ~= 'running' or task[4] ~= ARGV[1] then return 0 end
 end
 redis.call('HSET', KEYS[1], 'lease', ARGV[1], 'lease_until', string.format('%.0f', now + ARGV[2]))

@@ -15,9 +15,11 @@ worker's event-loop timer:
   its retries are exhausted. The stale Celery message, if it ever comes back, is skipped at
   claim.
   Expiry only counts while the reaper itself could hear: after this worker lost Redis (an
-  outage, a Sentinel failover), it reaps again only once it has reached Redis for three heartbeat
-  intervals in a row — long enough for every execution that outlived the outage to renew its
-  lease, so no task whose executor merely shared the outage is run a second time.
+  outage, a Sentinel failover — whether a tick failed or the consumer restarted its connection
+  first) or its event loop stalled for more than a heartbeat interval, it reaps again only once
+  it has reached Redis for three heartbeat intervals in a row — long enough for every execution
+  that outlived the outage to renew its lease, so no task whose executor merely shared the
+  outage is run a second time.
 - **lost messages** every heartbeat interval: a ``pending`` task whose Celery message is in no
   queue and held by no worker is queued again (:mod:`celery_app.recovery`, bounded per sweep).
 """
@@ -68,12 +70,17 @@ def lost_tasks(store: Store) -> list[tuple[str, str, str]]:
     pipe.time()
     for _, task_id, _, _ in tasks:
         pipe.hget(keys.task(task_id), "lease_until")
-    (seconds, microseconds), *until = pipe.execute()
+        pipe.exists(keys.legacy_lease(task_id))
+    (seconds, microseconds), *answers = pipe.execute()
     now_ms = seconds * 1000 + microseconds // 1000
+    held = [
+        int(until or 0) > now_ms or (until is None and legacy)
+        for until, legacy in zip(answers[0::2], answers[1::2], strict=True)
+    ]
     return [
         (task_id, delivery, f"execution lost on worker {worker} (lease expired)")
-        for (worker, task_id, delivery, _), lease_until in zip(tasks, until, strict=True)
-        if int(lease_until or 0) <= now_ms
+        for (worker, task_id, delivery, _), leased in zip(tasks, held, strict=True)
+        if not leased
     ]
 
 
@@ -92,8 +99,13 @@ class Maintenance(bootsteps.StartStopStep):
         self._last_housekeeping = 0.0
         self._lost_messages: LostMessages | None = None
         self._reachable_since: float | None = None
+        self._last_tick: float | None = None
 
     def start(self, consumer: Any) -> None:
+        # (Re)started — also after the consumer lost its broker connection, which it notices
+        # before any tick fails: leases are judged only after three heartbeats heard anew.
+        self._reachable_since = None
+        self._last_tick = None
         redis = consumer.app.runtime.redis
         self._lock = redis.lock(keys.lock("maintenance"), timeout=LOCK_TTL_SECONDS,
                                 blocking=False, thread_local=False)
@@ -151,6 +163,10 @@ class Maintenance(bootsteps.StartStopStep):
         """Promote due tasks; reap lost ones once per heartbeat interval."""
         try:
             now = time.monotonic()
+            heartbeat = consumer.app.settings.worker_heartbeat_seconds
+            if self._last_tick is not None and now - self._last_tick > heartbeat:
+                self._reachable_since = None  # ticks stopped (a stalled loop): heard nothing
+            self._last_tick = now
             housekeeping = now - self._last_housekeeping >= HOUSEKEEPING_INTERVAL_SECONDS
             if housekeeping:
                 self._last_housekeeping = now
@@ -164,7 +180,6 @@ class Maintenance(bootsteps.StartStopStep):
             if housekeeping:
                 fold_events(store.scripts)  # metrics per batch, a second behind at most
                 self._publish_depths(store, consumer.app.runtime.listing)
-            heartbeat = consumer.app.settings.worker_heartbeat_seconds
             heard_long_enough = now - self._reachable_since >= heartbeat * HEARTBEAT_TTL_INTERVALS
             if heard_long_enough and now - self._last_reap >= heartbeat:
                 self._last_reap = now

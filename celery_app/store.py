@@ -336,7 +336,7 @@ class Store:
 
     def purge(self, task_id: str, audit: Audit | None = None) -> dict[str, Any]:
         """Delete a final-state task and everything that refers to it; returns what it was."""
-        answer = self._run("purge", task_id, argv(audit))
+        answer = self._run("purge", task_id, argv(audit), keys.PURGED_TTL_SECONDS)
         return _envelope_or_raise(answer, "task cannot be deleted in current state")
 
     def patch(

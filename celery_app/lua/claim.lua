@@ -16,7 +16,10 @@
 local CONCURRENCY_RECHECK_MS = 500
 local id, delivery, worker, lease_ms = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
 local h = load(id)
-if not h then return {'skip', 'missing', 'no envelope'} end
+if not h then  -- a deleted task's message, or one published without an envelope (adopted)
+  if redis.call('EXISTS', P .. 'purged:' .. id) == 1 then return {'skip', 'purged', 'deleted'} end
+  return {'skip', 'missing', 'no envelope'}
+end
 if h.state ~= 'pending' then return {'skip', h.state, 'state is ' .. h.state} end
 if (h.delivery or '') ~= delivery then return {'skip', h.state, 'stale delivery'} end
 -- Everything that may hold the task back, in one read (tq:gates, celery_app/keys.py).

@@ -23,6 +23,20 @@ def test_cancelled_task_never_runs_when_a_worker_arrives(env):
     assert "started_at" not in after and "result" not in after
 
 
+def test_a_cancelled_then_purged_task_never_comes_back_when_a_worker_arrives(env):
+    task_id = env.submit(type="echo", payload={"x": 2})["id"]
+    assert env.client.delete(f"/api/v1/tasks/{task_id}").status_code == 200
+    assert env.client.delete(f"/api/v1/tasks/{task_id}?purge=true").status_code == 200
+    assert env.client.get(f"/api/v1/tasks/{task_id}").status_code == 404
+
+    env.worker()
+    wait_for(env.queue_empty, message="the worker to consume and acknowledge the message")
+    assert env.client.get(f"/api/v1/tasks/{task_id}").status_code == 404  # not adopted
+    kinds = [f["type"] for _, f in env.redis.xrange("tq:events")
+             if f["type"].startswith("task.") and task_id in f["data"]]
+    assert kinds and not {"task.started", "task.completed"} & set(kinds)
+
+
 def test_running_task_cannot_be_cancelled(live):
     task = live.submit(type="sleep", payload={"seconds": 1.5})
     live.wait_state(task["id"], "running")

@@ -113,3 +113,23 @@ def test_a_dead_child_loses_the_lease_and_the_task_runs_again(env):
     envelope = env.get(task)
     assert envelope["attempts"] == 2
     assert "lease expired" in envelope["error"]
+
+
+def test_a_lapsed_lease_is_taken_back_after_a_patch_so_retry_still_waits(env):
+    env.worker("a", concurrency=1, **FAST)
+    task = env.submit(type="sleep", payload={"seconds": 6, "steps": 6}, max_retries=0)["id"]
+    env.wait_state(task, "running")
+    assert env.client.patch(f"/api/v1/tasks/{task}", json={"status": "failed"}).status_code == 200
+    # What a Redis outage longer than the lease leaves behind: the lease has lapsed.
+    env.redis.hset(f"tq:task:{task}", "lease_until", "0")
+
+    def now_ms() -> int:
+        seconds, micros = env.redis.time()
+        return seconds * 1000 + micros // 1000
+
+    wait_for(
+        lambda: int(env.redis.hget(f"tq:task:{task}", "lease_until")) > now_ms(),
+        timeout=5,
+        message="the running execution's renewer to take its lease back",
+    )
+    assert env.client.post(f"/api/v1/tasks/{task}/retry").status_code == 409

@@ -32,6 +32,7 @@ def test_singleton_keys_have_fixed_names():
     assert keys.stats() == "tq:stats"
     assert keys.workers() == "tq:workers"
     assert keys.gates() == "tq:gates"
+    assert keys.purged("abc") == "tq:purged:abc"
 
 
 def test_gate_fields_name_their_kind_and_subject():
@@ -101,6 +102,8 @@ ALL_KEYS = [
     keys.events(),
     keys.dlq(),
     keys.idempotency("x"),
+    keys.purged("x"),
+    keys.legacy_lease("x"),
     keys.batch_idempotency("x"),
     keys.gates(),
     keys.acked(),
