@@ -55,7 +55,8 @@ def main() -> None:
         total = sum(counted.values())
         print(f"{args.tasks} echo tasks in {elapsed:.1f} s")
         print(f"redis commands per task: {total / args.tasks:.1f}")
-        print(f"script calls (EVALSHA) per task: {counted.get('evalsha', 0) / args.tasks:.2f}")
+        scripts = counted.get("evalsha", 0) + counted.get("fcall", 0)
+        print(f"script calls (EVALSHA + FCALL) per task: {scripts / args.tasks:.2f}")
         for name, count in sorted(counted.items(), key=lambda kv: -kv[1])[:20]:
             print(f"  {name:16} {count / args.tasks:6.2f}")
     finally:

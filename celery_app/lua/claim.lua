@@ -15,7 +15,10 @@
 -- A task held back by a concurrency cap is tried again after this long (ms).
 local CONCURRENCY_RECHECK_MS = 500
 local id, delivery, worker, lease_ms = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-local h = load(id)
+-- What the claim reads, writes through index_move/emit, may delete (update) and returns.
+local h = load(id, {'id', 'state', 'delivery', 'type', 'priority', 'created_ms', 'attempts',
+                    'max_retries', 'timeout', 'progress', 'queued_ms', 'next_retry_at',
+                    'throttled_until', 'lease', 'lease_until'})
 if not h then  -- a deleted task's message, or one published without an envelope (adopted)
   if redis.call('EXISTS', P .. 'purged:' .. id) == 1 then return {'skip', 'purged', 'deleted'} end
   return {'skip', 'missing', 'no envelope'}

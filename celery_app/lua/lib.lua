@@ -1,4 +1,6 @@
--- Shared by every store script (prepended when the script is loaded).
+-- Shared by every store script: the prelude of each EVAL script and of the function library
+-- (celery_app/scripts.py), so its top level only defines (a function library's top level may not
+-- call Redis or reach the math and string libraries). Every call starts with begin(ARGV).
 -- ARGV[1] key prefix, ARGV[2] and ARGV[3] empty (reserved), ARGV[4] events stream MAXLEN;
 -- a script's own arguments start at ARGV[5]. Key names mirror celery_app/keys.py.
 --
@@ -6,13 +8,12 @@
 -- time, retention cutoff and expiry is compared on it, so a host whose clock is off changes
 -- nothing, and every timestamp and index score one call writes is the same instant. (Redis 7
 -- replicates a script's effects, not the script, so TIME before writes is allowed.)
-local P = ARGV[1]
-local EVENTS_MAXLEN = ARGV[4]
-local floor = math.floor
+local P, EVENTS_MAXLEN, NOW_MS, NOW_ISO
 
 -- Milliseconds since the epoch as ISO-8601 UTC with milliseconds and a Z (model.iso's form).
 -- Civil date from a day count: H. Hinnant's days_from_civil inverse (proleptic Gregorian).
 local function iso(ms)
+  local floor = math.floor
   local seconds = floor(ms / 1000)
   local z = floor(seconds / 86400) + 719468
   local of_day = seconds % 86400
@@ -28,9 +29,13 @@ local function iso(ms)
                        floor(of_day / 3600), floor(of_day % 3600 / 60), of_day % 60, ms % 1000)
 end
 
-local CLOCK = redis.call('TIME')
-local NOW_MS = tonumber(CLOCK[1]) * 1000 + floor(tonumber(CLOCK[2]) / 1000)
-local NOW_ISO = iso(NOW_MS)
+-- The call's common arguments and its one instant (see the header).
+local function begin(ARGV)
+  P, EVENTS_MAXLEN = ARGV[1], ARGV[4]
+  local clock = redis.call('TIME')
+  NOW_MS = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+  NOW_ISO = iso(NOW_MS)
+end
 
 local STATUS = {pending = 'pending', scheduled = 'pending', retrying = 'pending',
                 running = 'processing', completed = 'completed', failed = 'failed',
@@ -47,11 +52,14 @@ local function int(n) return string.format('%.0f', n) end
 local function task_key(id) return P .. 'task:' .. id end
 local function idx(sort, filter) return P .. 'idx:' .. sort .. ':' .. filter end
 
-local function load(id)
-  local values = redis.call('HMGET', task_key(id), unpack(CORE))
+-- The task's envelope fields `fields` (default CORE; state must be the second), or nil when
+-- there is no task. A script on the worker's path reads only what it uses (its own list).
+local function load(id, fields)
+  fields = fields or CORE
+  local values = redis.call('HMGET', task_key(id), unpack(fields))
   if not values[2] then return nil end
   local h = {}
-  for i, name in ipairs(CORE) do h[name] = values[i] or nil end
+  for i, name in ipairs(fields) do h[name] = values[i] or nil end
   return h
 end
 

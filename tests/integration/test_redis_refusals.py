@@ -141,6 +141,34 @@ def test_a_flushed_script_cache_is_reloaded_by_web_and_worker(own):
     assert own.wait_state(second["id"], "completed")["result"] == {"n": 2}  # worker too
 
 
+def test_flushed_functions_are_loaded_again_by_the_worker(own):
+    """The worker's claim and outcome are functions (FCALL): after ``FUNCTION FLUSH`` (or a
+    restart without persistence) the first call answers ``Function not found``, loads the
+    library and runs."""
+    own.worker(worker_heartbeat_seconds=0.5)
+    first = own.submit(type="echo", payload={"n": 1})
+    own.wait_state(first["id"], "completed")
+    [library] = _libraries(own)
+    assert library["library_name"].startswith("tq_")
+    assert {_pairs(f)["name"] for f in library["functions"]} == {
+        f"{library['library_name']}_{name}" for name in ("claim", "progress", "finish")
+    }
+    own.redis.function_flush()
+    assert _libraries(own) == []
+    second = own.submit(type="echo", payload={"n": 2})
+    assert own.wait_state(second["id"], "completed")["result"] == {"n": 2}
+    assert [lib["library_name"] for lib in _libraries(own)] == [library["library_name"]]
+
+
+def _pairs(flat: list) -> dict:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _libraries(env: Env) -> list[dict]:
+    """``FUNCTION LIST`` (a RESP2 list of name/value lists) as dicts."""
+    return [_pairs(library) for library in env.redis.function_list()]
+
+
 def _worker_events(env: Env, kind: str) -> list[str]:
     return [f["data"] for _, f in env.redis.xrange("tq:events") if f["type"] == kind]
 
