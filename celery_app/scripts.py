@@ -34,6 +34,9 @@ not found``, and the call loads them and is sent again. The library's name carri
 its code, so processes of two releases (a rolling upgrade) each call their own; an earlier
 release's library stays in Redis, a few kilobytes, until ``FUNCTION DELETE``.
 
+Functions need Redis 7; on Redis 6.2 (no ``FCALL``: ``unknown command``) the first call finds
+out and :data:`FUNCTIONS` run with ``EVALSHA`` like the rest, with the same results.
+
 What Redis refuses differs in one way. A function that may write (all of :data:`FUNCTIONS`) is
 refused before it starts while Redis refuses writes — ``OOM`` at ``maxmemory``, ``READONLY``
 on a replica, ``MISCONF``, ``NOREPLICAS`` — so nothing of it happens; an ``EVAL`` script runs
@@ -82,10 +85,12 @@ def _source(name: str) -> str:
 
 
 def load(client: redis.Redis) -> dict[str, Any]:
-    """Every one of :data:`SCRIPTS` registered on ``client`` (no round trip), by name."""
+    """Every script registered on ``client`` as an ``EVAL`` script (no round trip), by name:
+    :data:`SCRIPTS`, and :data:`FUNCTIONS` for a Redis without functions."""
     lib = _source("lib")
     return {
-        name: client.register_script(f"{lib}\nbegin(ARGV)\n{_source(name)}") for name in SCRIPTS
+        name: client.register_script(f"{lib}\nbegin(ARGV)\n{_source(name)}")
+        for name in (*SCRIPTS, *FUNCTIONS)
     }
 
 
@@ -107,20 +112,34 @@ def library_code() -> tuple[str, str]:
     return library, f"#!lua name={library}\n{lib}{registrations}"
 
 
+class FunctionsUnsupported(Exception):
+    """Redis has no functions (before 7.0: ``unknown command 'FCALL'``)."""
+
+
+def _unknown_command(exc: redis.ResponseError) -> bool:
+    return str(exc).lower().startswith("unknown command")
+
+
 class Library:
     """The function library (:func:`library_code`) on one client, loaded on first use."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self.name, self.code = library_code()
+        #: False once Redis answered that it has no functions (Redis 6.2).
+        self.available = True
 
     def call(self, name: str, script_keys: list[str], args: list[Any]) -> Any:
         """``FCALL <library>_<name>``; a Redis that lacks the library gets it
-        (``FUNCTION LOAD``) and the call again. Raises what Redis answers otherwise."""
+        (``FUNCTION LOAD``) and the call again. Raises :class:`FunctionsUnsupported` (and
+        sets :attr:`available` false) on a Redis without functions, else what Redis answers."""
         function = f"{self.name}_{name}"
         try:
             return self.client.fcall(function, len(script_keys), *script_keys, *args)
         except redis.ResponseError as exc:
+            if _unknown_command(exc):
+                self.available = False
+                raise FunctionsUnsupported(str(exc)) from exc
             if not str(exc).startswith("Function not found"):
                 raise
         self.load()
@@ -160,10 +179,13 @@ class Scripts:
         ``client`` may be a pipeline, to compose the call with other writes (only for
         :data:`SCRIPTS`: raises ``ValueError`` for one of :data:`FUNCTIONS`).
         """
-        if name in FUNCTIONS:
+        if name in FUNCTIONS and self.library.available:
             if client is not None:
                 raise ValueError(f"{name} runs as a function, not inside a pipeline")
-            return self.library.call(name, script_keys, self.arguments(*args))
+            try:
+                return self.library.call(name, script_keys, self.arguments(*args))
+            except FunctionsUnsupported:
+                pass  # Redis 6.2: the same script with EVALSHA, from now on
         return self._scripts[name](keys=script_keys, args=self.arguments(*args), client=client)
 
     def arguments(self, *args: Any) -> list[Any]:

@@ -60,10 +60,12 @@ def redis_server_binary() -> str:
 class RedisServer:
     """A private redis-server on a free port, keeping nothing on disk."""
 
-    def __init__(self, port: int | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, port: int | None = None, args: tuple[str, ...] = (),
+                 binary: str | None = None) -> None:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="tq-redis-")
         self.args = args  # extra redis-server options, e.g. ("--replicaof", host, port)
+        self.binary = binary  # default: redis_server_binary()
         self.process: subprocess.Popen | None = None
 
     def url(self, db: int = 0) -> str:
@@ -72,7 +74,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         os.makedirs(self.dir, exist_ok=True)
         self.process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            [self.binary or redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--databases", "64", "--dir", self.dir,
              "--repl-diskless-sync-delay", "0", *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,

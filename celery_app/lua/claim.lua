@@ -16,7 +16,7 @@
 local CONCURRENCY_RECHECK_MS = 500
 local id, delivery, worker, lease_ms = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
 -- What the claim reads, writes through index_move/emit, may delete (update) and returns.
-local h = load(id, {'id', 'state', 'delivery', 'type', 'priority', 'created_ms', 'attempts',
+local h = load(id, {'state', 'delivery', 'type', 'priority', 'created_ms', 'attempts',
                     'max_retries', 'timeout', 'progress', 'queued_ms', 'next_retry_at',
                     'throttled_until', 'lease', 'lease_until'})
 if not h then  -- a deleted task's message, or one published without an envelope (adopted)

@@ -17,7 +17,7 @@ local function release_stale(h)
 end
 -- What an outcome reads, writes through index_move/emit (and the webhook of a final state)
 -- and may delete (update).
-local h = load(id, {'id', 'state', 'delivery', 'type', 'priority', 'created_ms', 'attempts',
+local h = load(id, {'state', 'delivery', 'type', 'priority', 'created_ms', 'attempts',
                     'progress', 'started_ms', 'callback_url', 'error', 'lease', 'lease_until'})
 if not h then return {'stale', 'missing'} end
 if h.state ~= 'running' or (h.delivery or '') ~= delivery then

@@ -11,12 +11,13 @@
 local P, EVENTS_MAXLEN, NOW_MS, NOW_ISO
 
 -- Milliseconds since the epoch as ISO-8601 UTC with milliseconds and a Z (model.iso's form).
--- Civil date from a day count: H. Hinnant's days_from_civil inverse (proleptic Gregorian).
-local function iso(ms)
+-- Civil date from a day count: H. Hinnant's days_from_civil inverse (proleptic Gregorian). The
+-- date of the last day formatted is kept (in the function library, between calls too): most
+-- calls only format the time of day.
+local iso_day, iso_date
+local function civil_date(day_count)
   local floor = math.floor
-  local seconds = floor(ms / 1000)
-  local z = floor(seconds / 86400) + 719468
-  local of_day = seconds % 86400
+  local z = day_count + 719468
   local era = floor(z / 146097)
   local doe = z - era * 146097
   local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
@@ -25,8 +26,17 @@ local function iso(ms)
   local day = doy - floor((153 * mp + 2) / 5) + 1
   local month = mp < 10 and mp + 3 or mp - 9
   local year = yoe + era * 400 + (month <= 2 and 1 or 0)
-  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', year, month, day,
-                       floor(of_day / 3600), floor(of_day % 3600 / 60), of_day % 60, ms % 1000)
+  return string.format('%04d-%02d-%02d', year, month, day)
+end
+
+local function iso(ms)
+  local floor = math.floor
+  local seconds = floor(ms / 1000)
+  local day_count = floor(seconds / 86400)
+  if day_count ~= iso_day then iso_date, iso_day = civil_date(day_count), day_count end
+  local of_day = seconds % 86400
+  return string.format('%sT%02d:%02d:%02d.%03dZ', iso_date, floor(of_day / 3600),
+                       floor(of_day % 3600 / 60), of_day % 60, ms % 1000)
 end
 
 -- The call's common arguments and its one instant (see the header).
@@ -42,8 +52,8 @@ local STATUS = {pending = 'pending', scheduled = 'pending', retrying = 'pending'
                 dead_letter = 'failed', cancelled = 'cancelled'}
 local PRIORITY = {low = 0, normal = 1, high = 2, critical = 3}
 local FINAL = {completed = true, failed = true, dead_letter = true, cancelled = true}
--- Fields every transition needs to read.
-local CORE = {'id', 'state', 'type', 'priority', 'created_ms', 'delivery', 'attempts',
+-- Fields every transition needs to read (state first: load() tells a missing task by it).
+local CORE = {'state', 'type', 'priority', 'created_ms', 'delivery', 'attempts',
               'max_retries', 'progress', 'started_ms', 'dlq_id', 'error', 'worker_id',
               'duration_ms', 'timeout', 'next_retry_at', 'queued_ms', 'callback_url',
               'throttled_until', 'lease', 'lease_until'}
@@ -52,12 +62,12 @@ local function int(n) return string.format('%.0f', n) end
 local function task_key(id) return P .. 'task:' .. id end
 local function idx(sort, filter) return P .. 'idx:' .. sort .. ':' .. filter end
 
--- The task's envelope fields `fields` (default CORE; state must be the second), or nil when
--- there is no task. A script on the worker's path reads only what it uses (its own list).
+-- The task's envelope fields `fields` (default CORE; state first), or nil when there is no
+-- task. A script on the worker's path reads only what it uses (its own list).
 local function load(id, fields)
   fields = fields or CORE
   local values = redis.call('HMGET', task_key(id), unpack(fields))
-  if not values[2] then return nil end
+  if not values[1] then return nil end
   local h = {}
   for i, name in ipairs(fields) do h[name] = values[i] or nil end
   return h
@@ -156,8 +166,8 @@ local function update(id, changes, h)
   for i = 1, #changes, 2 do
     local name, value = changes[i], changes[i + 1]
     if value == false then
-      if not h or h[name] ~= nil then table.insert(del, name) end
-    else table.insert(set, name); table.insert(set, value) end
+      if not h or h[name] ~= nil then del[#del + 1] = name end
+    else set[#set + 1] = name; set[#set + 1] = value end
   end
   redis.call('HSET', task_key(id), unpack(set))
   if #del > 0 then redis.call('HDEL', task_key(id), unpack(del)) end

@@ -2,7 +2,7 @@
 -- ARGV[5] id, [6] delivery, [7] percent (0-100), [8] message ('' for none).
 -- Returns {'ok'} or {'stale', state}.
 local id, delivery, percent, message = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local h = load(id, {'id', 'state', 'delivery', 'type', 'priority', 'created_ms', 'attempts',
+local h = load(id, {'state', 'delivery', 'type', 'priority', 'created_ms', 'attempts',
                     'progress'})
 if not h then return {'stale', 'missing'} end
 if h.state ~= 'running' or (h.delivery or '') ~= delivery then return {'stale', h.state} end

@@ -156,3 +156,30 @@ def test_scripts_format_time_exactly_like_the_python_side(env, milliseconds):
         lib + "\nreturn iso(tonumber(ARGV[5]))", 0, "tq:", "", "", 100, milliseconds
     )
     assert formatted == model.iso_ms(milliseconds)
+
+
+def test_the_function_library_formats_time_exactly_like_the_python_side_across_days(env):
+    """In the function library ``iso`` keeps the last day's date between calls: a sequence of
+    instants that crosses days, forwards and back, formats as the Python side does."""
+    from importlib import resources
+
+    from celery_app import model
+
+    if int(env.redis.info("server")["redis_version"].split(".")[0]) < 7:
+        pytest.skip("this redis-server has no functions (Redis < 7)")
+    lib = resources.files("celery_app").joinpath("lua/lib.lua").read_text()
+    env.redis.function_load(
+        "#!lua name=tq_test_iso\n" + lib
+        + "\nredis.register_function('tq_test_iso', function(KEYS, ARGV)"
+        + " return iso(tonumber(ARGV[1])) end)\n",
+        replace=True,
+    )
+    try:
+        day = 86_400_000
+        moments = [1_764_460_800_123, 1_764_460_800_124, 1_764_460_800_123 + day - 125,
+                   1_764_460_800_123 + day, 1_764_460_800_123 - 1, 951_868_799_999,
+                   951_868_799_999 + 1, 0, 253_402_300_799_999, 1_764_460_800_124]
+        for moment in moments:
+            assert env.redis.fcall("tq_test_iso", 0, moment) == model.iso_ms(moment), moment
+    finally:
+        env.redis.function_delete("tq_test_iso")
