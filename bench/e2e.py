@@ -27,7 +27,7 @@ Method
   service's messages carry).
 * **Redis commands per task**: ``CONFIG RESETSTAT`` just before the worker starts, ``INFO
   commandstats`` once the last task is done, divided by ``--tasks``. Lua's inner commands
-  count (``EVALSHA`` and what it calls); ``INFO`` and ``CONFIG`` themselves are left out. The
+  count (``FCALL``/``EVALSHA`` and what they call); ``INFO`` and ``CONFIG`` are left out. The
   worker's start-up and periodic work (heartbeats, maintenance) are included, spread over the
   tasks. This count does not depend on the machine.
 * **HTTP phases** (``--http-tasks``; 0 skips them): a worker (as above) and gunicorn

@@ -5,8 +5,9 @@ Method: a private redis-server, one worker (prefork ``-c 2``, all four queues), 
 RESETSTAT`` (Lua's inner calls included) once every task completed. Completion is watched
 with ``ZCOUNT`` on the completed range of the state index, whose calls are left out of the
 count; so are ``INFO``/``CONFIG``. Heartbeats and maintenance run meanwhile and are counted (a
-few per second, independent of the number of tasks). ``EVALSHA`` per task is the number of script
-round trips; the worker's BRPOP, acknowledgement and result writes are Celery's own.
+few per second, independent of the number of tasks). ``EVALSHA`` plus ``FCALL`` per task is
+the number of script round trips; the worker's BRPOP, acknowledgement and result writes are
+Celery's own.
 
     .venv/bin/python bench/worker_commands.py --tasks 500
 """

@@ -102,3 +102,17 @@ class Env:
         if flush:
             self.redis.flushdb()
         self.redis.close()
+
+
+@contextmanager
+def private_env(tmp_path: Path, binary: str | None = None, **settings: Any) -> Iterator[Env]:
+    """The service on a redis-server of its own (``binary``: default
+    :func:`tests.harness.redis_server_binary`), for tests that change what is server-wide
+    (``maxmemory``, ``REPLICAOF``, functions) or need another Redis version; both stopped after."""
+    server = RedisServer(binary=binary).start()
+    environment = Env(server, 0, tmp_path, **settings)
+    try:
+        yield environment
+    finally:
+        environment.close(flush=False)
+        server.stop()

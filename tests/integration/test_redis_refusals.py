@@ -16,18 +16,13 @@ import pytest
 import redis
 
 from tests.harness import RedisServer, wait_for
-from tests.service import Env
+from tests.service import Env, private_env
 
 
 @pytest.fixture
 def own(tmp_path) -> Iterator[Env]:
-    server = RedisServer().start()
-    environment = Env(server, 0, tmp_path)
-    try:
+    with private_env(tmp_path) as environment:
         yield environment
-    finally:
-        environment.close(flush=False)
-        server.stop()
 
 
 def _out_of_memory(env: Env) -> None:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import RedisServer
-from tests.service import Env
+from tests.service import private_env
 
 
 def _redis_6_binary() -> str:
@@ -22,13 +21,8 @@ def _redis_6_binary() -> str:
 
 @pytest.fixture
 def redis_6(tmp_path):
-    server = RedisServer(binary=_redis_6_binary()).start()
-    env = Env(server, 0, tmp_path)
-    try:
+    with private_env(tmp_path, binary=_redis_6_binary()) as env:
         yield env
-    finally:
-        env.close(flush=False)
-        server.stop()
 
 
 def test_on_redis_6_2_the_worker_runs_claim_progress_and_outcome_as_eval_scripts(redis_6):
