@@ -8,8 +8,9 @@
 local id, delivery, outcome, detail = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 -- The execution has ended either way (even when a PATCH made it stale): its lease goes. A live
 -- execution's lease is released by the outcome's own HSET (lease_until '0'); a stale one's only
--- while it still names this execution — pcall: at maxmemory the refused write leaves a lease
--- that lapses by itself, and the answer is still 'stale'.
+-- while it still names this execution. (As a function this script is refused whole while
+-- Redis refuses writes; run with EVAL on Redis 6.2, pcall keeps the answer 'stale' at
+-- maxmemory, and the lease it could not release lapses by itself.)
 local function release_stale(h)
   if h and h.lease == delivery and lease_holder(h) then
     redis.pcall('HSET', task_key(id), 'lease_until', '0')
