@@ -133,6 +133,7 @@ class Library:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self.name, self.code = library_code()
+        self._functions = {name: f"{self.name}_{name}" for name in FUNCTIONS}
         #: False once Redis answered that it offers no functions (Redis 6.2, an ACL).
         self.available = True
 
@@ -141,7 +142,7 @@ class Library:
         (``FUNCTION LOAD``) and the call again. Raises :class:`FunctionsUnsupported` (and
         sets :attr:`available` false) when Redis offers no functions to this client, else
         what Redis answers."""
-        function = f"{self.name}_{name}"
+        function = self._functions[name]
         try:
             return self.client.fcall(function, len(script_keys), *script_keys, *args)
         except redis.ResponseError as exc:

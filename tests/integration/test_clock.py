@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.harness import ROOT, service_env, wait_for
+from tests.service import require_functions
 
 HOUR_AHEAD = "+1h"
 
@@ -165,8 +166,7 @@ def test_the_function_library_formats_time_exactly_like_the_python_side_across_d
 
     from celery_app import model
 
-    if int(env.redis.info("server")["redis_version"].split(".")[0]) < 7:
-        pytest.skip("this redis-server has no functions (Redis < 7)")
+    require_functions(env.redis)
     lib = resources.files("celery_app").joinpath("lua/lib.lua").read_text()
     env.redis.function_load(
         "#!lua name=tq_test_iso\n" + lib

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from tests.harness import RedisServer, wait_for
-from tests.service import Env, private_env
+from tests.service import Env, function_libraries, private_env, require_functions
 
 
 @pytest.fixture
@@ -140,30 +140,21 @@ def test_flushed_functions_are_loaded_again_by_the_worker(own):
     """The worker's claim and outcome are functions (FCALL): after ``FUNCTION FLUSH`` (or a
     restart without persistence) the first call answers ``Function not found``, loads the
     library and runs."""
-    if int(own.redis.info("server")["redis_version"].split(".")[0]) < 7:
-        pytest.skip("this redis-server has no functions (Redis < 7)")
+    require_functions(own.redis)
     own.worker(worker_heartbeat_seconds=0.5)
     first = own.submit(type="echo", payload={"n": 1})
     own.wait_state(first["id"], "completed")
-    [library] = _libraries(own)
+    [library] = function_libraries(own.redis)
     assert library["library_name"].startswith("tq_")
-    assert {_pairs(f)["name"] for f in library["functions"]} == {
+    assert {f["name"] for f in library["functions"]} == {
         f"{library['library_name']}_{name}" for name in ("claim", "progress", "finish")
     }
     own.redis.function_flush()
-    assert _libraries(own) == []
+    assert function_libraries(own.redis) == []
     second = own.submit(type="echo", payload={"n": 2})
     assert own.wait_state(second["id"], "completed")["result"] == {"n": 2}
-    assert [lib["library_name"] for lib in _libraries(own)] == [library["library_name"]]
-
-
-def _pairs(flat: list) -> dict:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-def _libraries(env: Env) -> list[dict]:
-    """``FUNCTION LIST`` (a RESP2 list of name/value lists) as dicts."""
-    return [_pairs(library) for library in env.redis.function_list()]
+    reloaded = function_libraries(own.redis)
+    assert [lib["library_name"] for lib in reloaded] == [library["library_name"]]
 
 
 def _worker_events(env: Env, kind: str) -> list[str]:

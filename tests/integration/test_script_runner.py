@@ -11,20 +11,18 @@ import pytest
 import redis
 
 from celery_app import scripts
-from tests.service import private_env
+from tests.service import function_libraries, private_env, require_functions
 
 
 @pytest.fixture
 def own(tmp_path):
     with private_env(tmp_path) as environment:
-        if int(environment.redis.info("server")["redis_version"].split(".")[0]) < 7:
-            pytest.skip("this redis-server has no functions (Redis < 7)")
+        require_functions(environment.redis)
         yield environment
 
 
 def _library_names(client: redis.Redis) -> list[str]:
-    return sorted(dict(zip(lib[::2], lib[1::2], strict=True))["library_name"]
-                  for lib in client.function_list())
+    return sorted(library["library_name"] for library in function_libraries(client))
 
 
 def test_the_library_is_named_by_a_digest_of_its_code():
