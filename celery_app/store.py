@@ -286,9 +286,13 @@ class Store:
         answer = self._run("progress", task_id, delivery, percent, message or "")
         return answer[0] == "ok"
 
-    def complete(self, task_id: str, delivery: str, result: Any) -> bool:
-        """running → completed with the handler's result; false when the execution was stale."""
-        answer = self._run("finish", task_id, delivery, "completed", model.dumps(result))
+    def complete(self, task_id: str, delivery: str, result: Any,
+                 result_json: str | None = None) -> bool:
+        """running → completed with the handler's result (``result_json``: the caller's own
+        :func:`model.dumps` of it, not made again); false when the execution was stale."""
+        if result_json is None:
+            result_json = model.dumps(result)
+        answer = self._run("finish", task_id, delivery, "completed", result_json)
         return answer[0] == "ok"
 
     def fail(

@@ -137,7 +137,7 @@ class HandlerTask(Task):
         try:
             with lease, reporting_to(self._reporter(request.id, delivery)):
                 result = self.run(*args, **kwargs)
-            model.dumps(result)  # a result the envelope cannot hold is the handler's failure
+            result_json = model.dumps(result)  # one the envelope cannot hold: a failure
         except SoftTimeLimitExceeded as exc:
             self._failed(envelope, delivery, exc, f"timed out after {envelope.get('timeout')}s")
         except PermanentError as exc:
@@ -147,7 +147,8 @@ class HandlerTask(Task):
             raise
         except Exception as exc:
             self._failed(envelope, delivery, exc, describe(exc))
-        ride_out(lambda: store.complete(request.id, delivery, result), RIDE_OUT_SECONDS)
+        ride_out(lambda: store.complete(request.id, delivery, result, result_json),
+                 RIDE_OUT_SECONDS)
         return result
 
     def _adopt(self, request: Any, kwargs: dict[str, Any], delivery: str) -> None:
