@@ -12,9 +12,9 @@ local P, EVENTS_MAXLEN, NOW_MS, NOW_ISO
 
 -- Milliseconds since the epoch as ISO-8601 UTC with milliseconds and a Z (model.iso's form).
 -- Civil date from a day count: H. Hinnant's days_from_civil inverse (proleptic Gregorian). The
--- date of the last day formatted is kept (in the function library, between calls too): most
--- calls only format the time of day.
-local iso_day, iso_date
+-- text up to the last second formatted, and that day's date, are kept (in the function library,
+-- between calls too): most calls only append the milliseconds.
+local iso_day, iso_date, iso_second, iso_prefix
 local function civil_date(day_count)
   local floor = math.floor
   local z = day_count + 719468
@@ -32,11 +32,18 @@ end
 local function iso(ms)
   local floor = math.floor
   local seconds = floor(ms / 1000)
-  local day_count = floor(seconds / 86400)
-  if day_count ~= iso_day then iso_date, iso_day = civil_date(day_count), day_count end
-  local of_day = seconds % 86400
-  return string.format('%sT%02d:%02d:%02d.%03dZ', iso_date, floor(of_day / 3600),
-                       floor(of_day % 3600 / 60), of_day % 60, ms % 1000)
+  if seconds ~= iso_second then
+    local day_count = floor(seconds / 86400)
+    if day_count ~= iso_day then iso_date, iso_day = civil_date(day_count), day_count end
+    local of_day = seconds % 86400
+    iso_prefix = string.format('%sT%02d:%02d:%02d.', iso_date, floor(of_day / 3600),
+                               floor(of_day % 3600 / 60), of_day % 60)
+    iso_second = seconds
+  end
+  local milli = ms % 1000
+  if milli >= 100 then return iso_prefix .. milli .. 'Z' end
+  if milli >= 10 then return iso_prefix .. '0' .. milli .. 'Z' end
+  return iso_prefix .. '00' .. milli .. 'Z'
 end
 
 -- The call's common arguments and its one instant (see the header).

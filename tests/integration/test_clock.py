@@ -160,8 +160,9 @@ def test_scripts_format_time_exactly_like_the_python_side(env, milliseconds):
 
 
 def test_the_function_library_formats_time_exactly_like_the_python_side_across_days(env):
-    """In the function library ``iso`` keeps the last day's date between calls: a sequence of
-    instants that crosses days, forwards and back, formats as the Python side does."""
+    """In the function library ``iso`` keeps the last second's text and the last day's date
+    between calls: a sequence of instants within one second (milliseconds of one, two and three
+    digits) and across seconds and days, forwards and back, formats as the Python side does."""
     from importlib import resources
 
     from celery_app import model
@@ -176,7 +177,8 @@ def test_the_function_library_formats_time_exactly_like_the_python_side_across_d
     )
     try:
         day = 86_400_000
-        moments = [1_764_460_800_123, 1_764_460_800_124, 1_764_460_800_123 + day - 125,
+        moments = [1_764_460_800_123, 1_764_460_800_124, 1_764_460_800_045, 1_764_460_800_007,
+                   1_764_460_799_999, 1_764_460_800_000, 1_764_460_800_123 + day - 125,
                    1_764_460_800_123 + day, 1_764_460_800_123 - 1, 951_868_799_999,
                    951_868_799_999 + 1, 0, 253_402_300_799_999, 1_764_460_800_124]
         for moment in moments:
