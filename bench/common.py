@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -45,6 +45,7 @@ SUCCEEDED = re.compile(
     r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): \w+/[\w-]+\] "
     r"Task echo\[[^\]]+\] succeeded"
 )
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: Left out of :func:`command_stats` by default (the benchmark's own reads).
 SKIPPED_COMMANDS = frozenset({"info", "config"})
 
@@ -144,11 +145,13 @@ class WorkerRun:
 @dataclass
 class Phase:
     """What one phase measured: ``tasks`` done in ``seconds``, with ``commands`` Redis calls
-    per command name."""
+    per command name, and (worker phases) ``cpu``: CPU time per task in µs by process group
+    (``redis``, ``main``: the worker's main process, ``pool``: its pool children)."""
 
     tasks: int
     seconds: float
     commands: Counter[str]
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -158,6 +161,28 @@ class Phase:
     @property
     def per_task(self) -> float:
         return sum(self.commands.values()) / self.tasks
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far, in seconds (``/proc/<pid>/stat``,
+    clock ticks: 10 ms resolution)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a prefork worker's pool children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+        if parent == pid:
+            found.append(int(entry.name))
+    return found
 
 
 def command_stats(client: redis.Redis, skipped: frozenset[str] = SKIPPED_COMMANDS) -> Counter[str]:
@@ -179,7 +204,9 @@ def measure_worker(
     (queue ``tasks`` tasks, set what the phase needs), ``CONFIG RESETSTAT``, start the worker
     and time its ``ready.`` line to its ``tasks``-th ``succeeded`` line, both from its log
     (timeouts: 60 s to ready, 600 s to done; raises :class:`AssertionError` if the worker dies
-    or logs a failed task)."""
+    or logs a failed task). The CPU time of Redis, the worker's main process and its pool
+    children is read when the worker is ready and when the last task is done (the second read
+    follows the log by up to 50 ms of polling, a few tasks' worth at most)."""
     client = redis.Redis.from_url(server.url())
     client.flushall()
     prepare(server.url())
@@ -187,10 +214,16 @@ def measure_worker(
     worker = WorkerRun(target, server.url(), log_dir)
     try:
         worker.wait("ready", lambda: worker.ready_at is not None, timeout=60)
+        assert server.process is not None
+        groups = {"redis": [server.process.pid], "main": [worker.process.pid],
+                  "pool": child_pids(worker.process.pid)}
+        before = {name: sum(map(cpu_seconds, pids)) for name, pids in groups.items()}
         worker.wait(f"{tasks} tasks", lambda: len(worker.done) >= tasks, timeout=600)
+        after = {name: sum(map(cpu_seconds, pids)) for name, pids in groups.items()}
         commands = command_stats(client)
         assert worker.ready_at is not None
-        return Phase(tasks, max(worker.done) - worker.ready_at, commands)
+        cpu = {name: (after[name] - before[name]) / tasks * 1e6 for name in groups}
+        return Phase(tasks, max(worker.done) - worker.ready_at, commands, cpu)
     finally:
         worker.stop()
         client.close()
@@ -266,4 +299,10 @@ def report(title: str, rounds: dict[str, list[Phase]]) -> dict[str, Phase]:
             f"| {name} | {phase.rate:.0f} | {each} | {phase.per_task:.1f} | "
             f"{_top(phase.commands, phase.tasks)} |"
         )
+    if any(phase.cpu for phase in medians.values()):
+        print("\nCPU per task in the median round, µs (Redis / worker main process / pool):")
+        for name, phase in medians.items():
+            if phase.cpu:
+                print(f"  {name}: " + " / ".join(f"{phase.cpu[group]:.0f}"
+                                                   for group in ("redis", "main", "pool")))
     return medians
