@@ -67,6 +67,10 @@ def main() -> int:
     client = redis.Redis(port=port, decode_responses=True)
     try:
         wait_for(lambda: _pings(client), timeout=60, message="redis-server under valgrind")
+        version = client.info("server")["redis_version"]
+        if int(version.split(".")[0]) < 7:
+            print(f"redis-server {version} has no functions (FCALL): this needs Redis 7 or later")
+            return 2
         store = create_celery(Settings(redis_url=f"redis://127.0.0.1:{port}/0")).runtime.store
         for n in range(args.tasks):
             store.submit(NewTask(type="echo", payload={"n": n}, priority="normal"))
