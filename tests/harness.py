@@ -309,21 +309,28 @@ class WebServer:
     """The service's web process under gunicorn, as the Procfile runs it."""
 
     def __init__(self, redis_url: str, workers: int = 2, threads: int = 8,
-                 app: str = "app:create_app()", **env: Any) -> None:
+                 app: str = "app:create_app()", log_path: Path | None = None,
+                 **env: Any) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = ["-k", "gthread", "-w", str(workers), "--threads", str(threads),
                      "--graceful-timeout", "1", "-b", f"127.0.0.1:{self.port}", app]
         self.env = service_env(redis_url, **env)
+        self.log_path = log_path  # gunicorn's and the app's output; None: discarded
         self.process: subprocess.Popen | None = None
 
     def start(self) -> WebServer:
         import requests
 
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", *self.args], cwd=ROOT, env=self.env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
+        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", *self.args], cwd=ROOT, env=self.env,
+                stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        finally:
+            if self.log_path:
+                output.close()  # the child holds its own copy
 
         def up() -> bool:
             if self.process.poll() is not None:

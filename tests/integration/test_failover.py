@@ -72,7 +72,7 @@ def test_master_killed_under_submit_loop_loses_no_accepted_task(cluster, tmp_pat
     url = cluster.master.url(0)  # only its database number counts under Sentinel
     # A message lost between kombu's BRPOP and its unacked write is re-published after the grace.
     worker = Worker(url, "drill", log_dir=tmp_path, lost_message_grace_seconds=3, **ha).start()
-    web = WebServer(url, workers=1, threads=8, **ha).start()
+    web = WebServer(url, workers=1, threads=8, log_path=tmp_path / "web.log", **ha).start()
     try:
         listener = Frames(web.url.replace("http://", "ws://") + "/ws?types=task.completed")
         accepted: dict[str, str] = {}  # Idempotency-Key -> task id, for every 201
@@ -141,14 +141,35 @@ def test_master_killed_under_submit_loop_loses_no_accepted_task(cluster, tmp_pat
                     task_id = json.loads(fields["data"])["task_id"]
                     completions[task_id] = completions.get(task_id, 0) + 1
             assert {completions.get(t) for t in accepted.values()} == {1}, "completed twice"
+
+            def missed_events(task_ids: set[str]) -> list[str]:
+                return [event_id for event_id, task_id in completion_ids if task_id in task_ids]
+
+            completion_ids = [
+                (event_id, json.loads(fields["data"])["task_id"])
+                for event_id, fields in check.xrange("tq:events")
+                if fields["type"] == "task.completed"
+            ]
         finally:
             check.close()
         # The /ws client stayed connected and got every completion, before and after.
-        wait_for(
-            lambda: listener.completed() >= set(accepted.values()),
-            timeout=10,
-            message="/ws to deliver every completion",
-        )
+        try:
+            wait_for(
+                lambda: listener.completed() >= set(accepted.values()),
+                timeout=10,
+                message="/ws to deliver every completion",
+            )
+        except AssertionError:
+            missing = set(accepted.values()) - listener.completed()
+            last = listener.frames[-1]["id"] if listener.frames else None
+            hub_lines = [line for line in web.log_path.read_text().splitlines()
+                         if "hub" in line or "Traceback" in line or "Exception in" in line]
+            raise AssertionError(
+                f"/ws missed {len(missing)} of {len(accepted)} completions "
+                f"(their events on the new master: {sorted(missed_events(missing))}); "
+                f"{len(listener.frames)} frames, the last {last}; socket closed: "
+                f"{listener.closed}\nweb log (hub, tracebacks):\n" + "\n".join(hub_lines[-40:])
+            ) from None
         assert not listener.closed
         listener.client.close()
     finally:
