@@ -148,14 +148,26 @@ class Hub:
             self._subscriptions.discard(subscription)
 
     def _run(self, client: redis.Redis, position: str) -> None:
+        """The reader thread: every event after ``position``, in order, to the subscriptions.
+        It ends only with the process: Redis going away is waited out (the position is kept,
+        nothing is skipped on reconnect), and an unexpected error is logged and the reading
+        goes on after the event it happened on (a thread that died would silently stop every
+        socket and long poll of this process)."""
         while True:
             try:
-                for event in read_new(client, position, count=500, block_ms=READ_BLOCK_MS):
+                events, read_up_to = read_new(client, position, count=500,
+                                              block_ms=READ_BLOCK_MS)
+                for event in events:
                     position = event.id
                     self._dispatch(event)
+                position = read_up_to
             except redis.RedisError:
                 logger.warning("event hub lost Redis; retrying", exc_info=True)
-                time.sleep(0.5)  # the position is kept: nothing is skipped on reconnect
+                time.sleep(0.5)
+            except Exception:
+                logger.exception("event hub: unexpected error after event %s; going on",
+                                 position)
+                time.sleep(0.5)
 
     def _dispatch(self, event: Event) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ capped (``EVENTS_MAXLEN``), so a reader can replay what it missed while it is st
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from typing import Any
 import redis
 
 from . import keys, model
+
+logger = logging.getLogger(__name__)
 
 EVENT_TYPES = (
     "task.submitted", "task.started", "task.progress", "task.completed", "task.failed",
@@ -53,8 +56,19 @@ class Event:
     data: dict[str, Any]
 
     @classmethod
-    def from_entry(cls, entry_id: str, fields: dict[str, str]) -> Event:
-        return cls(entry_id, fields["type"], json.loads(fields.get("data") or "{}"))
+    def from_entry(cls, entry_id: str, fields: dict[str, str]) -> Event | None:
+        """The event of one stream entry; ``None`` (logged) for an entry not in the stream's
+        shape — no ``type``, or a ``data`` that is not a JSON object — which something other
+        than this service wrote: readers skip it instead of failing on it."""
+        kind = fields.get("type")
+        try:
+            data = json.loads(fields.get("data") or "{}")
+        except ValueError:
+            data = None
+        if not isinstance(kind, str) or not isinstance(data, dict):
+            logger.warning("skipping event %s: not a {type, data} entry", entry_id)
+            return None
+        return cls(entry_id, kind, data)
 
     def frame(self) -> dict[str, Any]:
         """The event as a WebSocket client receives it."""
@@ -99,20 +113,30 @@ def read_after(client: redis.Redis, after: str, count: int = 500) -> Iterator[Ev
     while True:
         entries = client.xrange(keys.events(), min=start, count=count)
         for entry_id, fields in entries:
-            yield Event.from_entry(entry_id, fields)
+            event = Event.from_entry(entry_id, fields)
+            if event is not None:
+                yield event
         if len(entries) < count:
             return
         start = f"({entries[-1][0]}"
 
 
-def read_new(client: redis.Redis, position: str, count: int, block_ms: int) -> list[Event]:
-    """Events after ``position`` (exclusive), oldest first, waiting up to ``block_ms`` for the
-    first one (``XREAD BLOCK``); an empty list when none came. ``client`` needs a read
-    timeout above ``block_ms``."""
+def read_new(client: redis.Redis, position: str, count: int,
+             block_ms: int) -> tuple[list[Event], str]:
+    """``(events, position)``: the events after ``position`` (exclusive), oldest first, waiting
+    up to ``block_ms`` for the first one (``XREAD BLOCK``), and the id of the last entry read —
+    past any entry skipped as malformed, so it is not read again (``position`` itself when none
+    came). ``client`` needs a read timeout above ``block_ms``."""
     reply = client.xread({keys.events(): position}, count=count, block=block_ms)
     streams = reply.items() if isinstance(reply, dict) else reply or []
-    return [Event.from_entry(entry_id, fields)
-            for _, entries in streams for entry_id, fields in entries]
+    events = []
+    for _, entries in streams:
+        for entry_id, fields in entries:
+            position = entry_id
+            event = Event.from_entry(entry_id, fields)
+            if event is not None:
+                events.append(event)
+    return events, position
 
 
 def last_id(client: redis.Redis) -> str:

@@ -37,13 +37,23 @@ for n, entry in ipairs(entries) do
   for i = 1, #fields, 2 do
     if fields[i] == 'type' then kind = fields[i + 1] elseif fields[i] == 'data' then data = fields[i + 1] end
   end
-  local d = (data and FOLDED[kind]) and cjson.decode(data) or {}
+  local d = {}
+  if data and FOLDED[kind] then
+    -- An entry this service did not write in its shape (bad JSON, no string type, priority
+    -- or number where one is needed) counts as nothing, instead of stopping every fold.
+    local ok, decoded = pcall(cjson.decode, data)
+    if ok and type(decoded) == 'table' and type(decoded.type) == 'string'
+        and (decoded.priority == nil or type(decoded.priority) == 'string') then
+      d = decoded
+      d.queue_wait_ms, d.duration_ms = tonumber(d.queue_wait_ms), tonumber(d.duration_ms)
+    end
+  end
   if failed and (kind == 'task.retrying' or kind == 'task.dead_letter')
       and d.task_id == failed.task_id then
     execution(failed, kind == 'task.retrying' and 'retrying' or 'dead_letter', failed.duration_ms)
     failed = nil
   end
-  if kind == 'task.started' and d.queue_wait_ms then
+  if kind == 'task.started' and d.queue_wait_ms and d.priority then
     local seconds = d.queue_wait_ms / 1000
     local label = d.type .. '\t' .. d.priority
     add(counts.queue_wait, label .. '\t' .. bucket_of(WAIT_BUCKETS, seconds), 1)

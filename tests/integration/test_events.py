@@ -312,3 +312,38 @@ def test_every_worker_heartbeat_is_an_event_with_the_workers_public_fields(env, 
     assert second["last_heartbeat"] > first["last_heartbeat"]
     record = env.redis.hgetall(f"tq:worker:{worker.hostname}")
     assert record["last_heartbeat"] >= second["last_heartbeat"]
+
+
+def test_entries_not_in_the_streams_shape_are_skipped_and_what_follows_arrives(env, web):
+    """Something other than this service may write to ``tq:events``. An entry without a type,
+    or whose data is not a JSON object, is skipped by ``/ws`` (live and replayed) and counts as
+    nothing in the metrics fold; every reader goes on with what follows it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    env.worker()
+    listener = Listener(ws_url(web, "/ws"))
+    _connected(listener, env)
+    before = env.redis.xrevrange("tq:events", count=1)[0][0]
+    for fields in ({"data": "{}"},
+                   {"type": "task.completed", "data": "not json"},
+                   {"type": "task.started", "data": "[1, 2]"},
+                   {"type": "task.completed", "data": json.dumps({"duration_ms": "soon"})}):
+        env.redis.xadd("tq:events", fields)
+    task = env.submit(type="echo", payload={"n": 1})
+
+    def completed(frame: dict) -> bool:
+        return frame["type"] == "task.completed" and frame["data"].get("task_id") == task["id"]
+
+    listener.wait_for(completed, message="the completion after the malformed entries")
+    replay = Listener(ws_url(web, f"/ws?last_event_id={before}"))
+    replay.wait_for(completed, message="the completion, replayed past them")
+    for frame in list(listener.frames) + list(replay.frames):
+        assert set(frame) == {"id", "type", "timestamp", "data"}
+        assert frame["type"] and isinstance(frame["data"], dict), frame
+    replayed = [f["type"] for f in replay.frames if f["type"] == "task.completed"]
+    assert len(replayed) == 2  # the well-formed foreign one (data without a type) and the task's
+
+    scraped = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(env.client.get("/metrics").text)
+               for s in family.samples}
+    assert scraped[("taskqueue_task_duration_seconds_count", (("type", "echo"),))] == 1
