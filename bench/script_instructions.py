@@ -34,16 +34,9 @@ import redis  # noqa: E402
 from celery_app import create_celery, keys  # noqa: E402
 from celery_app.settings import Settings  # noqa: E402
 from celery_app.store import NewTask  # noqa: E402
-from tests.harness import free_port, redis_server_binary, wait_for  # noqa: E402
+from tests.harness import free_port, pings, redis_server_binary, wait_for  # noqa: E402
 
 TOTALS = re.compile(r"^([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", re.MULTILINE)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.exceptions.ConnectionError:
-        return False
 
 
 def main() -> int:
@@ -66,7 +59,7 @@ def main() -> int:
     )
     client = redis.Redis(port=port, decode_responses=True)
     try:
-        wait_for(lambda: _pings(client), timeout=60, message="redis-server under valgrind")
+        wait_for(lambda: pings(client), timeout=60, message="redis-server under valgrind")
         version = client.info("server")["redis_version"]
         if int(version.split(".")[0]) < 7:
             print(f"redis-server {version} has no functions (FCALL): this needs Redis 7 or later")

@@ -62,6 +62,14 @@ def redis_server_binary() -> str:
     return found
 
 
+def pings(client: redis.Redis) -> bool:
+    """Whether the server behind ``client`` answers ``PING`` (false while it cannot connect)."""
+    try:
+        return bool(client.ping())
+    except redis.exceptions.ConnectionError:
+        return False
+
+
 class RedisServer:
     """A private redis-server on a free port, keeping nothing on disk."""
 
@@ -85,16 +93,9 @@ class RedisServer:
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        wait_for(lambda: self._pings(client), timeout=10, message="redis-server to start")
+        wait_for(lambda: pings(client), timeout=10, message="redis-server to start")
         client.close()
         return self
-
-    @staticmethod
-    def _pings(client: redis.Redis) -> bool:
-        try:
-            return bool(client.ping())
-        except redis.exceptions.ConnectionError:
-            return False
 
     def kill(self) -> None:
         """SIGKILL: the machine died (its connections reset, nothing flushed)."""

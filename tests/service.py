@@ -11,10 +11,22 @@ from typing import Any
 
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from celery_app.settings import Settings
 from tests.harness import RedisServer, Worker, wait_for
+
+
+def metric_samples(text: str) -> dict[tuple, float]:
+    """The ``taskqueue_*`` samples of a ``/metrics`` scrape: ``(sample name, sorted label
+    pairs)`` → value."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("taskqueue_")
+        for sample in family.samples
+    }
 
 
 class Env:

@@ -9,7 +9,7 @@
 -- is the next event of the same call (task.retrying or task.dead_letter, appended right after
 -- it by finish.lua). The cursor tq:metrics:cursor is the last event folded; folds run one at a
 -- time (scripts are atomic), so each event is counted once. Events trimmed (EVENTS_MAXLEN)
--- before any fold are not counted: the maintenance tick folds four times a second.
+-- before any fold are not counted: the maintenance tick folds once a second.
 -- The kinds whose data a fold reads (others, such as task.submitted and task.progress, are
 -- passed over undecoded).
 local FOLDED = {['task.started'] = true, ['task.completed'] = true, ['task.failed'] = true,

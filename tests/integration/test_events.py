@@ -17,6 +17,7 @@ from websockets.sync.client import connect as ws_connect
 
 from celery_app import create_celery
 from tests.harness import WebServer, wait_for
+from tests.service import metric_samples
 
 
 @pytest.fixture
@@ -318,8 +319,6 @@ def test_entries_not_in_the_streams_shape_are_skipped_and_what_follows_arrives(e
     """Something other than this service may write to ``tq:events``. An entry without a type,
     or whose data is not a JSON object, is skipped by ``/ws`` (live and replayed) and counts as
     nothing in the metrics fold; every reader goes on with what follows it."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     env.worker()
     listener = Listener(ws_url(web, "/ws"))
     _connected(listener, env)
@@ -343,7 +342,5 @@ def test_entries_not_in_the_streams_shape_are_skipped_and_what_follows_arrives(e
     replayed = [f["type"] for f in replay.frames if f["type"] == "task.completed"]
     assert len(replayed) == 2  # the well-formed foreign one (data without a type) and the task's
 
-    scraped = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(env.client.get("/metrics").text)
-               for s in family.samples}
+    scraped = metric_samples(env.client.get("/metrics").text)
     assert scraped[("taskqueue_task_duration_seconds_count", (("type", "echo"),))] == 1

@@ -7,6 +7,7 @@ import json
 import signal
 import time
 import uuid
+from collections import Counter
 
 import pytest
 import requests
@@ -135,21 +136,13 @@ def test_master_killed_under_submit_loop_loses_no_accepted_task(cluster, tmp_pat
             except AssertionError:
                 log = worker.log_path.read_text()[-4000:]
                 raise AssertionError(f"not completed: {pending}\nworker log:\n{log}") from None
-            completions: dict[str, int] = {}
-            for _, fields in check.xrange("tq:events"):
-                if fields["type"] == "task.completed":
-                    task_id = json.loads(fields["data"])["task_id"]
-                    completions[task_id] = completions.get(task_id, 0) + 1
-            assert {completions.get(t) for t in accepted.values()} == {1}, "completed twice"
-
-            def missed_events(task_ids: set[str]) -> list[str]:
-                return [event_id for event_id, task_id in completion_ids if task_id in task_ids]
-
-            completion_ids = [
+            completion_ids = [  # (event id, task id) of every completion on the new master
                 (event_id, json.loads(fields["data"])["task_id"])
                 for event_id, fields in check.xrange("tq:events")
                 if fields["type"] == "task.completed"
             ]
+            completions = Counter(task_id for _, task_id in completion_ids)
+            assert {completions.get(t) for t in accepted.values()} == {1}, "completed twice"
         finally:
             check.close()
         # The /ws client stayed connected and got every completion, before and after.
@@ -166,7 +159,8 @@ def test_master_killed_under_submit_loop_loses_no_accepted_task(cluster, tmp_pat
                          if "hub" in line or "Traceback" in line or "Exception in" in line]
             raise AssertionError(
                 f"/ws missed {len(missing)} of {len(accepted)} completions "
-                f"(their events on the new master: {sorted(missed_events(missing))}); "
+                f"(their events on the new master: "
+                f"{sorted(e for e, task_id in completion_ids if task_id in missing)}); "
                 f"{len(listener.frames)} frames, the last {last}; socket closed: "
                 f"{listener.closed}\nweb log (hub, tracebacks):\n" + "\n".join(hub_lines[-40:])
             ) from None

@@ -10,15 +10,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import WebServer, wait_for
-
-
-def _task_samples(text: str) -> dict[tuple, float]:
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        if family.name.startswith("taskqueue_"):
-            for sample in family.samples:
-                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
+from tests.service import metric_samples
 
 
 def _by_pid(text: str, sample_name: str) -> dict[str, float]:
@@ -31,7 +23,7 @@ def _by_pid(text: str, sample_name: str) -> dict[str, float]:
 
 
 def _samples(env) -> dict[tuple, float]:
-    return _task_samples(env.client.get("/metrics").get_data(as_text=True))
+    return metric_samples(env.client.get("/metrics").get_data(as_text=True))
 
 
 def _redis_seconds(env) -> float:
@@ -62,7 +54,7 @@ def test_metrics_count_what_was_done_identically_from_every_web_process(env, web
 
     scrapes = [requests.get(f"{server.url}/metrics", timeout=5).text
                for server in web_pair for _ in range(4)]  # 4 scrapes spread over 2 processes
-    views = [_task_samples(text) for text in scrapes]
+    views = [metric_samples(text) for text in scrapes]
     assert all(view == views[0] for view in views), "web processes disagree"
     metrics = views[0]
 
@@ -119,7 +111,7 @@ def test_metrics_count_what_was_done_identically_from_every_web_process(env, web
 def test_queue_depth_metric_follows_waiting_messages(env):
     env.submit(type="echo", priority="critical")
     env.submit(type="echo", priority="critical")
-    metrics = _task_samples(env.client.get("/metrics").get_data(as_text=True))
+    metrics = metric_samples(env.client.get("/metrics").get_data(as_text=True))
     assert metrics[("taskqueue_queue_depth", (("priority", "critical"),))] == 2
     assert metrics[("taskqueue_active_workers", ())] == 0
 
