@@ -17,10 +17,11 @@ from typing import Any
 
 from flask import Flask, g
 
+from celery_app.uploads import PARTIAL_DIR
+
 from .protocol import StrictRequest
 from .services import services
 
-PARTIAL_DIR = ".partial"
 #: How much of a file's start its content type is sniffed from (as ``file.process`` does).
 SNIFF_BYTES = 8192
 

@@ -22,6 +22,10 @@ worker's event-loop timer:
   outage is run a second time.
 - **lost messages** every heartbeat interval: a ``pending`` task whose Celery message is in no
   queue and held by no worker is queued again (:mod:`celery_app.recovery`, bounded per sweep).
+- **orphaned files** at the first sweep and then every tenth of ``UPLOAD_ORPHAN_SECONDS`` (at
+  least every heartbeat interval): upload directories whose task is gone and partial uploads,
+  untouched for ``UPLOAD_ORPHAN_SECONDS``, are deleted (:func:`celery_app.uploads.orphans`;
+  one directory listing and one pipelined ``EXISTS`` batch per run).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from .metrics import fold_events
 from .recovery import LostMessages
 from .settings import Settings
 from .store import Store
-from .uploads import remove_task_files
+from .uploads import orphans, remove_orphans, remove_task_files
 from .worker import HEARTBEAT_TTL_INTERVALS
 
 logger = logging.getLogger(__name__)
@@ -95,6 +99,7 @@ class Maintenance(bootsteps.StartStopStep):
         self._lock = None
         self._holding = False
         self._last_reap = 0.0
+        self._last_orphan_reap: float | None = None
         self._last_depths: dict[str, int] | None = None
         self._last_housekeeping = 0.0
         self._lost_messages: LostMessages | None = None
@@ -151,6 +156,24 @@ class Maintenance(bootsteps.StartStopStep):
                 continue
             remove_task_files(settings.upload_dir, task_id)
 
+    def _reap_orphans(self, store: Store, settings: Settings, now: float) -> None:
+        """Delete upload files no task will use (see the module's docstring for when)."""
+        every = max(settings.worker_heartbeat_seconds, settings.upload_orphan_seconds / 10)
+        if self._last_orphan_reap is not None and now - self._last_orphan_reap < every:
+            return
+        self._last_orphan_reap = now
+
+        def missing(task_ids: list[str]) -> list[str]:
+            pipe = store.redis.pipeline(transaction=False)
+            for task_id in task_ids:
+                pipe.exists(keys.task(task_id))
+            return [t for t, there in zip(task_ids, pipe.execute(), strict=True) if not there]
+
+        found = orphans(settings.upload_dir, missing, settings.upload_orphan_seconds)
+        remove_orphans(found)
+        for path in found:
+            logger.warning("removed orphaned upload %s", path)
+
     def _recover_lost_messages(self, store: Store, settings: Settings) -> None:
         """Re-publish pending tasks whose message exists nowhere (a bounded step per call)."""
         if self._lost_messages is None:
@@ -184,6 +207,7 @@ class Maintenance(bootsteps.StartStopStep):
             if heard_long_enough and now - self._last_reap >= heartbeat:
                 self._last_reap = now
                 self._sweep(store, consumer.app.settings)
+                self._reap_orphans(store, consumer.app.settings, now)
                 for hostname in consumer.app.runtime.workers.forget_departed():
                     logger.warning("worker %s left (heartbeat expired)", hostname)
                 for task_id, delivery, why in lost_tasks(store):

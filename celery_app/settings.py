@@ -43,6 +43,9 @@ class Settings:
     jwt_secret_key: str = ""
     upload_dir: str = "./uploads"
     max_upload_bytes: int = 100 * MIB
+    #: Age after which an upload directory without a task, or a partial upload file, is
+    #: deleted by the maintenance worker (:func:`celery_app.uploads.orphans`).
+    upload_orphan_seconds: float = 3600.0
     max_payload_bytes: int = 1 * MIB
     task_retention_seconds: int = 7 * 24 * 3600
     retry_backoff_seconds: float = 2.0
@@ -120,6 +123,8 @@ class Settings:
         if bool(self.redis_sentinels) != bool(self.redis_sentinel_master):
             raise ValueError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER must be set together")
         self.sentinel_addresses  # noqa: B018 (validates the list)
+        if self.upload_orphan_seconds <= 0:
+            raise ValueError("UPLOAD_ORPHAN_SECONDS must be > 0")
         if self.redis_min_replicas < 0 or self.redis_wait_timeout_ms <= 0:
             raise ValueError("REDIS_MIN_REPLICAS must be >= 0 and REDIS_WAIT_TIMEOUT_MS > 0")
 

@@ -6,7 +6,9 @@ touches a Redis server it did not start.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -237,10 +239,20 @@ class SentinelCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+@functools.cache
+def scratch_upload_dir() -> str:
+    """An upload directory of this test process's own (removed when it exits): a process
+    started without ``upload_dir`` must not read, write or reap a checkout's ``./uploads``."""
+    path = tempfile.mkdtemp(prefix="tq-uploads-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def service_env(redis_url: str, **overrides: Any) -> dict[str, str]:
     """Environment for a worker or web process of the service under test."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "REDIS_"))}
-    env.update(REDIS_URL=redis_url, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    env.update(REDIS_URL=redis_url, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1",
+               UPLOAD_DIR=scratch_upload_dir())
     env.update({k.upper(): str(v) for k, v in overrides.items()})
     return env
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -225,7 +226,9 @@ def test_retention_sweep_removes_old_final_tasks_with_their_files(env):
         assert score == _updated_score(done)
     wait_for(lambda: env.client.get(f"/api/v1/tasks/{task['task_id']}").status_code == 404,
              timeout=15, message="the sweep")
-    assert task_dirs(env) == []
+    # The sweep deletes the directory right after the envelope (never before: a task retried
+    # meanwhile keeps its file), so the 404 can be seen a moment before the directory goes.
+    wait_for(lambda: task_dirs(env) == [], timeout=5, message="the swept task's files removed")
     listing = env.client.get("/api/v1/tasks").get_json()
     assert [t["id"] for t in listing["tasks"]] == [kept["id"]] and listing["total"] == 1
     assert env.client.get("/api/v1/tasks/statistics").get_json()["total"] == 1
@@ -236,3 +239,39 @@ def test_retention_sweep_removes_old_final_tasks_with_their_files(env):
         assert env.redis.zscore(index, task["task_id"]) is None, index
     kept_now = env.get(kept["id"])
     assert env.redis.zscore(keys.updated_index("echo"), kept["id"]) == _updated_score(kept_now)
+
+
+def _aged(path: Path, seconds: float) -> Path:
+    """Set a file's or directory's modification time ``seconds`` into the past."""
+    then = datetime.now(UTC).timestamp() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_files_no_task_will_use_are_reaped_once_old_and_nothing_else(env):
+    root = Path(env.settings.upload_dir)
+    hour = 3600
+    # A directory left by a purge killed after deleting its task (no task), one whose task
+    # exists, one too recent to judge, a directory not named like a task, and partial uploads.
+    orphan = root / "task-1700000000-012345678"
+    orphan.mkdir(parents=True)
+    (orphan / "a.txt").write_bytes(TEXT)
+    live = upload(env.client).get_json()
+    recent = root / "task-1700000001-abcdef012"
+    recent.mkdir()
+    foreign = root / "notes"
+    foreign.mkdir()
+    (root / ".partial").mkdir(exist_ok=True)
+    stale_partial = root / ".partial" / "tmp-stale"
+    stale_partial.write_bytes(b"half")
+    fresh_partial = root / ".partial" / "tmp-fresh"
+    fresh_partial.write_bytes(b"half")
+    for path in (orphan, root / live["task_id"], foreign, stale_partial):
+        _aged(path, 2 * hour)
+
+    env.worker(upload_orphan_seconds=hour)
+    wait_for(lambda: not orphan.exists() and not stale_partial.exists(), timeout=30,
+             message="the orphaned directory and the stale partial file removed")
+    assert recent.is_dir() and foreign.is_dir() and fresh_partial.is_file()
+    # The task whose directory was just as old still has its file, and a worker runs it.
+    assert env.wait_state(live["task_id"], "completed")["result"]["size"] == len(TEXT)
