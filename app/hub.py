@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 #: Events a connection may have buffered (replay seam, tracker queue) before it is dropped.
 QUEUE_SIZE = 1000
 READ_BLOCK_MS = 1000
+#: Pause between reads while Redis is unreachable or after an unexpected error.
+RETRY_SECONDS = 0.5
 
 
 class Subscription:
@@ -153,21 +155,29 @@ class Hub:
         nothing is skipped on reconnect), and an unexpected error is logged and the reading
         goes on after the event it happened on (a thread that died would silently stop every
         socket and long poll of this process)."""
+        lost = False  # an outage is logged when it starts and when it ends, not per retry
         while True:
             try:
                 events, read_up_to = read_new(client, position, count=500,
                                               block_ms=READ_BLOCK_MS)
+                if lost:
+                    lost = False
+                    logger.warning("event hub reached Redis again; reading on after %s",
+                                   position)
                 for event in events:
                     position = event.id
                     self._dispatch(event)
                 position = read_up_to
-            except redis.RedisError:
-                logger.warning("event hub lost Redis; retrying", exc_info=True)
-                time.sleep(0.5)
+            except redis.RedisError as exc:
+                if not lost:
+                    lost = True
+                    logger.warning("event hub lost Redis (%s: %s); retrying every %.1f s",
+                                   type(exc).__name__, exc, RETRY_SECONDS)
+                time.sleep(RETRY_SECONDS)
             except Exception:
                 logger.exception("event hub: unexpected error after event %s; going on",
                                  position)
-                time.sleep(0.5)
+                time.sleep(RETRY_SECONDS)
 
     def _dispatch(self, event: Event) -> None:
         with self._lock:

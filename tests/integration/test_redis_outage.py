@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import socket
 import time
 
 import pytest
+import redis
 
 from app import create_app
 from celery_app.settings import Settings
-from tests.harness import RedisServer, wait_for
+from tests.harness import RedisServer, WebServer, wait_for
+from tests.integration.test_events import Listener, ws_url
 
 
 @pytest.fixture
@@ -61,3 +65,36 @@ def test_unresponsive_redis_is_503_within_two_seconds(own_redis):
     finally:
         own_redis.process.send_signal(signal.SIGCONT)
     wait_for(lambda: client.get("/admin/health").status_code == 200, message="recovery")
+
+
+def test_the_event_hub_waits_out_an_outage_logging_its_start_and_end_once(own_redis,
+                                                                          tmp_path):
+    log = tmp_path / "web.log"
+    web = WebServer(own_redis.url(), workers=1, threads=8, log_path=log).start()
+    try:
+        listener = Listener(ws_url(web, "/ws?types=task.progress"))
+
+        def hears(marker: str) -> bool:
+            with redis.Redis(port=own_redis.port) as client:
+                client.xadd("tq:events", {"type": "task.progress",
+                                          "data": json.dumps({"task_id": marker})})
+            return any(f["data"]["task_id"] == marker for f in list(listener.frames))
+
+        wait_for(lambda: hears("before"), interval=0.1, message="the socket subscribed")
+        own_redis.stop()
+        # While Redis is away its port answers and hangs up at once: each of the hub's retries
+        # is a connection seen here, and none of them may log again.
+        with socket.create_server(("127.0.0.1", own_redis.port)) as stand_in:
+            stand_in.settimeout(10)
+            for _ in range(6):
+                stand_in.accept()[0].close()
+        assert log.read_text().count("event hub lost Redis") == 1
+        own_redis.start()
+        wait_for(lambda: hears("after"), interval=0.1, message="events after the outage")
+        text = log.read_text()
+        assert text.count("event hub lost Redis") == 1, text
+        assert text.count("event hub reached Redis again") == 1, text
+        assert "Traceback" not in text, text
+        assert not listener.closed.is_set()
+    finally:
+        web.stop()
