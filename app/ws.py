@@ -2,7 +2,10 @@
 
 Each connection gets an :class:`~app.outbox.Outbox` for its writes and a subscription at this
 process's :class:`~app.hub.Hub`. ``/ws`` replays history first (``last_event_id``), then goes
-live with the hub writing frames directly; the tracker's thread turns events into
+live with the hub writing frames directly. Without ``last_event_id`` it replays from the
+stream's newest id read before the handshake answers 101 (flask-sock answers before the view
+runs): an event appended between the 101 and the subscription is not lost, so a client that
+connects and then submits sees every event of its task; the tracker's thread turns events into
 ``task_update`` messages. ``permessage-deflate`` is declined at the handshake, so one encoded
 frame serves every connection.
 """
@@ -16,7 +19,7 @@ import socket
 import threading
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask_sock import ConnectionClosed, Sock
 from marshmallow import Schema, fields
 
@@ -29,6 +32,7 @@ from celery_app.events import (
     EventFilter,
     id_key,
     is_event_id,
+    last_id,
     read_after,
 )
 
@@ -103,20 +107,21 @@ def event_socket(ws: Any) -> None:
     """Every event as one JSON frame; ``types``/``task_id`` filter, ``last_event_id`` replays."""
     ws.input_buffer = _Discard()  # client input is dropped as it arrives, never buffered
     outbox = attach_outbox(ws)
-    after = request.args.get("last_event_id") or None
+    asked = request.args.get("last_event_id") or None
     try:
         wanted = EventFilter.parse(request.args.get("types"), request.args.get("task_id"))
-        if after is not None and not is_event_id(after):
+        if asked is not None and not is_event_id(asked):
             raise ValueError("last_event_id must be an event id such as 1763800000000-0")
     except ValueError as exc:
         _send(ws, outbox, {"type": "error", "message": str(exc)})
         ws.close(1008, str(exc))
         outbox.flush()
         return
+    after = asked or g.get("handshake_event_id")
     subscription = hub().subscribe(wanted.matches, outbox)
     try:
         sent = (0, 0)
-        if after is not None:  # history first; live events queue up meanwhile
+        if after is not None:  # history (or the handshake's gap) first; live events queue up
             for event in read_after(runtime().redis, after):
                 if wanted.matches(event):
                     outbox.write(frame_bytes(event))
@@ -242,9 +247,13 @@ def init_app(app: Flask) -> None:
         lambda: redis_client(settings, socket_timeout=READ_BLOCK_MS / 1000 + 5))
 
     @app.before_request
-    def decline_compression() -> None:
-        """One encoded frame serves every connection only if none negotiates deflate."""
+    def before_handshake() -> None:
+        """Runs before flask-sock answers 101. One encoded frame serves every connection only
+        if none negotiates deflate; ``/ws`` without ``last_event_id`` notes the stream's
+        newest id (one ``XREVRANGE``; Redis down → 503 instead of an upgrade)."""
         if request.url_rule is not None and request.url_rule.websocket:
             request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+            if request.url_rule.rule == "/ws" and not request.args.get("last_event_id"):
+                g.handshake_event_id = last_id(runtime().redis)
 
     sock.init_app(app)

@@ -52,14 +52,16 @@ class Receiver:
                 status = owner.respond(n, request)
                 if _peer_gone(self.connection):
                     return
+                # Recorded before the answer leaves: the sender can act on it (and a test see
+                # that) the moment it arrives.
+                request.answered = status
                 try:
                     self.send_response(status)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     self.wfile.flush()
-                    request.answered = status
                 except OSError:  # the sender went away (killed) before the answer
-                    pass
+                    request.answered = None
 
             def log_message(self, *args: object) -> None:
                 pass

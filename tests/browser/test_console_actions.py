@@ -99,13 +99,16 @@ def test_dead_letters_arrive_live_and_retry_and_clear_by_clicking(tab: Page, sta
         expect(row).to_have_count(1, timeout=15000)
 
     size = page.get_by_test_id("dlq-size")
-    before = size.inner_text()
+    in_dlq = stack.api("GET", "/admin/dlq")["size"]
+    assert in_dlq >= len(tasks)
+    expect(size).to_have_text(str(in_dlq))  # the count follows the entries back live
     page.get_by_role("button", name="Clear", exact=True).click()
     confirm = page.get_by_role("dialog", name="Clear the dead-letter queue?")
     expect(confirm).to_be_visible()
     confirm.get_by_role("button", name="Keep them").click()
     expect(confirm).to_be_hidden()
-    assert stack.api("GET", "/admin/dlq")["size"] == int(before)
+    assert stack.api("GET", "/admin/dlq")["size"] == in_dlq
+    expect(size).to_have_text(str(in_dlq))
     page.get_by_role("button", name="Clear", exact=True).click()
     confirm.get_by_role("button", name="Clear", exact=True).click()
     expect(size).to_have_text("0")

@@ -107,6 +107,32 @@ def test_a_task_lifecycle_arrives_in_order_with_the_contract_shape(env, web):
     listener.close()
 
 
+def test_an_event_appended_as_soon_as_the_socket_opens_arrives(env):
+    # The server answers 101 before its view subscribes; an event appended in between must
+    # still arrive. Each fresh web process's first socket also starts its event reader, the
+    # widest such gap, so this opens sockets on two processes, twelve times each.
+    servers = [WebServer(env.url, workers=1, threads=16).start() for _ in range(2)]
+    try:
+        sent = []
+        for n in range(12):
+            for server in servers:
+                listener = Listener(ws_url(server, "/ws?types=task.progress"))
+                marker = f"opened-{n}-{server.port}"
+                env.redis.xadd("tq:events", {"type": "task.progress",
+                                             "data": json.dumps({"task_id": marker})})
+                sent.append((listener, marker))
+        for listener, marker in sent:
+            listener.wait_for(lambda f, m=marker: f["data"]["task_id"] == m, timeout=10,
+                              message=f"{marker}, appended right after the handshake")
+            # Only what was appended after its own handshake: the earlier markers are not
+            # replayed to a later socket.
+            earlier = {m for _, m in sent[:sent.index((listener, marker))]}
+            assert not earlier & {f["data"]["task_id"] for f in listener.frames}
+    finally:
+        for server in servers:
+            server.stop()
+
+
 def test_type_and_task_filters_select_events(env, web):
     env.worker()
     completed_only = Listener(ws_url(web, "/ws?types=task.completed"))

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import redis
+import requests
 
 from app import create_app
 from celery_app.settings import Settings
@@ -82,6 +83,12 @@ def test_the_event_hub_waits_out_an_outage_logging_its_start_and_end_once(own_re
 
         wait_for(lambda: hears("before"), interval=0.1, message="the socket subscribed")
         own_redis.stop()
+        # A socket opened meanwhile is refused before the upgrade, in the contract's shape.
+        handshake = requests.get(web.url + "/ws", timeout=5, headers={
+            "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        assert handshake.status_code == 503
+        assert handshake.json() == {"error": "Service Unavailable", "message": "redis unavailable"}
         # While Redis is away its port answers and hangs up at once: each of the hub's retries
         # is a connection seen here, and none of them may log again.
         with socket.create_server(("127.0.0.1", own_redis.port)) as stand_in:
