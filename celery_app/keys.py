@@ -30,6 +30,7 @@ key                            type    TTL     written by                   read
 ``tq:webhooks``                zset    --      final transitions, webhooks  webhook deliverers
 ``tq:webhook:<delivery>``      hash    --      final transitions, webhooks  webhook deliverers
 ``tq:audit``                   stream  MAXLEN  audited scripts / MULTIs     admin audit API
+``tq:uploads:owner``           string  --      orphan reaper (worker)       orphan reaper (worker)
 =============================  ======  ======  ===========================  =====================
 
 Every time in a score or field (ms or ISO-8601) is on Redis's clock (``TIME``), never a host's.
@@ -242,6 +243,12 @@ def webhook(delivery: str) -> str:
 def audit() -> str:
     """The audit log stream: one entry per mutation, written with it."""
     return f"{PREFIX}audit"
+
+
+def upload_owner() -> str:
+    """The token this deployment writes into ``UPLOAD_DIR/.owner``: its orphan reaper deletes
+    files only in a directory that carries it (:func:`celery_app.uploads.owned`)."""
+    return f"{PREFIX}uploads:owner"
 
 
 def lock(name: str) -> str:

@@ -25,7 +25,8 @@ worker's event-loop timer:
 - **orphaned files** at the first sweep and then every tenth of ``UPLOAD_ORPHAN_SECONDS`` (at
   least every heartbeat interval): upload directories whose task is gone and partial uploads,
   untouched for ``UPLOAD_ORPHAN_SECONDS``, are deleted (:func:`celery_app.uploads.orphans`;
-  one directory listing and one pipelined ``EXISTS`` batch per run).
+  one directory listing and one pipelined ``EXISTS`` batch per run) — only when the
+  directory's ``.owner`` file carries this deployment's ``tq:uploads:owner`` token.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -46,7 +48,7 @@ from .metrics import fold_events
 from .recovery import LostMessages
 from .settings import Settings
 from .store import Store
-from .uploads import orphans, remove_orphans, remove_task_files
+from .uploads import OWNER_FILE, orphans, owned, remove_orphans, remove_task_files
 from .worker import HEARTBEAT_TTL_INTERVALS
 
 logger = logging.getLogger(__name__)
@@ -100,6 +102,7 @@ class Maintenance(bootsteps.StartStopStep):
         self._holding = False
         self._last_reap = 0.0
         self._last_orphan_reap: float | None = None
+        self._foreign_upload_dir = False
         self._last_depths: dict[str, int] | None = None
         self._last_housekeeping = 0.0
         self._lost_messages: LostMessages | None = None
@@ -162,6 +165,17 @@ class Maintenance(bootsteps.StartStopStep):
         if self._last_orphan_reap is not None and now - self._last_orphan_reap < every:
             return
         self._last_orphan_reap = now
+        token = secrets.token_hex(16)
+        token = store.redis.set(keys.upload_owner(), token, nx=True, get=True) or token
+        if not owned(settings.upload_dir, token):
+            if not self._foreign_upload_dir:
+                self._foreign_upload_dir = True
+                logger.warning(
+                    "%s/%s names another deployment: orphaned uploads are not reaped here "
+                    "(delete that file if this directory is only this deployment's)",
+                    settings.upload_dir, OWNER_FILE)
+            return
+        self._foreign_upload_dir = False
 
         def missing(task_ids: list[str]) -> list[str]:
             pipe = store.redis.pipeline(transaction=False)

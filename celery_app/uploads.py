@@ -9,7 +9,8 @@ while a file streams to ``.partial/`` or between moving it into place and creati
 a purge killed between deleting the task and its directory, or a task lost with the Redis
 that held it. :func:`orphans` finds them: an upload directory whose task no longer exists,
 or a partial file, untouched for ``UPLOAD_ORPHAN_SECONDS``; the maintenance worker deletes
-them.
+them — only in a directory that :func:`owned` says is this deployment's, so a directory that
+another deployment (another Redis) also uses is never reaped by either.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pathlib import Path
 UPLOAD_ID = re.compile(r"^task-\d{1,12}-[0-9a-f]{9}$")
 #: Where the web process streams a file before its task exists (``app.uploads``).
 PARTIAL_DIR = ".partial"
+#: Names the deployment whose orphan reaper may delete files here (:func:`owned`).
+OWNER_FILE = ".owner"
 MAX_NAME_LENGTH = 255
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -63,6 +66,22 @@ def remove_task_files(root: str | Path, task_id: str) -> None:
     """Delete a task's upload directory, if it has one."""
     if UPLOAD_ID.match(task_id):
         shutil.rmtree(task_dir(root, task_id), ignore_errors=True)
+
+
+def owned(root: str | Path, token: str) -> bool:
+    """Whether ``root`` belongs to the deployment that holds ``token`` (from Redis, the same
+    for every process of one deployment): ``root/.owner`` is written with ``token`` when it
+    does not exist, then compared. A directory first claimed by another deployment, or by
+    this one before its Redis lost its data, answers false until that file is deleted."""
+    base = Path(root)
+    base.mkdir(parents=True, exist_ok=True)
+    marker = base / OWNER_FILE
+    try:
+        with open(marker, "x", encoding="ascii") as new:  # noqa: PTH123 (exclusive create)
+            new.write(token)
+    except FileExistsError:
+        pass
+    return marker.read_text(encoding="ascii", errors="replace").strip() == token
 
 
 def orphans(

@@ -24,7 +24,8 @@ def upload(client, data: bytes = TEXT, name: str = "notes.txt", **form):
 
 def task_dirs(env) -> list[str]:
     root = Path(env.settings.upload_dir)
-    return sorted(p.name for p in root.iterdir() if p.name != ".partial") if root.exists() else []
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) \
+        if root.exists() else []
 
 
 def partial_files(env) -> list[Path]:
@@ -269,9 +270,19 @@ def test_files_no_task_will_use_are_reaped_once_old_and_nothing_else(env):
     for path in (orphan, root / live["task_id"], foreign, stale_partial):
         _aged(path, 2 * hour)
 
+    # A directory another deployment (another Redis) claimed first is not reaped by this one.
+    (root / ".owner").write_text("another deployment's token")
+    first = env.worker(upload_orphan_seconds=hour)
+    wait_for(lambda: "names another deployment" in first.log_path.read_text(), timeout=30,
+             message="the worker declining to reap a directory it does not own")
+    assert orphan.is_dir() and stale_partial.is_file()
+    first.stop()
+
+    (root / ".owner").unlink()  # the operator's fix, as the warning says
     env.worker(upload_orphan_seconds=hour)
     wait_for(lambda: not orphan.exists() and not stale_partial.exists(), timeout=30,
              message="the orphaned directory and the stale partial file removed")
     assert recent.is_dir() and foreign.is_dir() and fresh_partial.is_file()
+    assert (root / ".owner").read_text() == env.redis.get(keys.upload_owner())
     # The task whose directory was just as old still has its file, and a worker runs it.
     assert env.wait_state(live["task_id"], "completed")["result"]["size"] == len(TEXT)

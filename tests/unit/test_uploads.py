@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from celery_app.uploads import orphans, remove_orphans
+from celery_app.uploads import OWNER_FILE, orphans, owned, remove_orphans
 
 NOW = 2_000_000_000.0
 
@@ -51,3 +51,13 @@ def test_limit_bounds_one_run_and_a_missing_root_is_empty(tmp_path):
     assert len(orphans(tmp_path, lambda ids: ids, 60, now=NOW, limit=3)) == 3
     assert orphans(tmp_path / "nowhere", lambda ids: ids, 60, now=NOW) == []
     assert orphans(tmp_path, lambda ids: [], 60, now=NOW) == []
+
+
+def test_a_directory_is_owned_by_the_first_token_written_into_it(tmp_path):
+    root = tmp_path / "uploads"
+    assert owned(root, "ours")  # created, with the marker
+    assert (root / OWNER_FILE).read_text() == "ours"
+    assert owned(root, "ours")
+    assert not owned(root, "theirs")
+    (root / OWNER_FILE).unlink()
+    assert owned(root, "theirs") and not owned(root, "ours")
