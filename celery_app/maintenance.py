@@ -36,6 +36,7 @@ import json
 import logging
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 from celery import bootsteps
@@ -165,6 +166,15 @@ class Maintenance(bootsteps.StartStopStep):
         if self._last_orphan_reap is not None and now - self._last_orphan_reap < every:
             return
         self._last_orphan_reap = now
+        if not Path(settings.upload_dir).is_dir():  # nothing uploaded here (yet)
+            return
+        try:
+            self._reap_orphans_in(store, settings)
+        except OSError:  # the filesystem's trouble must not hold up the rest of the tick
+            logger.warning("could not reap orphaned uploads in %s", settings.upload_dir,
+                           exc_info=True)
+
+    def _reap_orphans_in(self, store: Store, settings: Settings) -> None:
         token = secrets.token_hex(16)
         token = store.redis.set(keys.upload_owner(), token, nx=True, get=True) or token
         if not owned(settings.upload_dir, token):

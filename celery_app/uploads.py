@@ -73,9 +73,7 @@ def owned(root: str | Path, token: str) -> bool:
     for every process of one deployment): ``root/.owner`` is written with ``token`` when it
     does not exist, then compared. A directory first claimed by another deployment, or by
     this one before its Redis lost its data, answers false until that file is deleted."""
-    base = Path(root)
-    base.mkdir(parents=True, exist_ok=True)
-    marker = base / OWNER_FILE
+    marker = Path(root) / OWNER_FILE  # raises FileNotFoundError without the directory
     try:
         with open(marker, "x", encoding="ascii") as new:  # noqa: PTH123 (exclusive create)
             new.write(token)

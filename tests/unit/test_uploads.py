@@ -54,8 +54,8 @@ def test_limit_bounds_one_run_and_a_missing_root_is_empty(tmp_path):
 
 
 def test_a_directory_is_owned_by_the_first_token_written_into_it(tmp_path):
-    root = tmp_path / "uploads"
-    assert owned(root, "ours")  # created, with the marker
+    root = tmp_path
+    assert owned(root, "ours")  # the marker is written
     assert (root / OWNER_FILE).read_text() == "ours"
     assert owned(root, "ours")
     assert not owned(root, "theirs")
