@@ -44,16 +44,20 @@ class Subscription:
     until then, and always for queued ones (the tracker), events wait in :attr:`queue`.
     """
 
-    def __init__(self, wants: Callable[[Event], bool], outbox: Outbox | None = None) -> None:
+    def __init__(self, wants: Callable[[Event], bool], outbox: Outbox | None = None,
+                 after: str | None = None) -> None:
         self.wants = wants
         self.outbox = outbox
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_SIZE)
         self.overflowed = False
         self._live = False
-        self._sent = (0, 0)
+        #: Nothing at or before this id is ever sent or queued: what the connection already
+        #: has (``last_event_id``) or what came before its handshake. The hub's reader may be
+        #: behind it, still dispatching older events, when the connection subscribes.
+        self._sent = id_key(after) if after else (0, 0)
 
     def offer(self, event: Event, frame: Callable[[], bytes]) -> None:
-        if self.overflowed or not self.wants(event):
+        if self.overflowed or not self.wants(event) or id_key(event.id) <= self._sent:
             return
         if self.outbox is None:
             self._enqueue(event)
@@ -61,7 +65,7 @@ class Subscription:
         with self.outbox.lock:  # the same lock go_live holds: no event slips between
             if not self._live:
                 self._enqueue(event)
-            elif id_key(event.id) > self._sent:
+            elif id_key(event.id) > self._sent:  # checked again: go_live may have moved it
                 self.outbox.write_locked(frame())
 
     def _enqueue(self, event: Event) -> None:
@@ -73,10 +77,12 @@ class Subscription:
                 self.outbox.wake.set()
 
     def go_live(self, sent: tuple[int, int], frame_of: Callable[[Event], bytes]) -> None:
-        """After replay: send what queued up meanwhile (newer than ``sent``), then let the hub
-        write directly — under the outbox lock, so no event can slip between the two."""
+        """After replay: send what queued up meanwhile (newer than ``sent`` and than the
+        subscription's ``after``), then let the hub write directly — under the outbox lock, so
+        no event can slip between the two."""
         assert self.outbox is not None
         with self.outbox.lock:
+            sent = max(sent, self._sent)
             while True:
                 try:
                     event = self.queue.get_nowait()
@@ -111,14 +117,15 @@ class Hub:
                              daemon=True).start()
             self._pid = os.getpid()
 
-    def subscribe(self, wants: Callable[[Event], bool],
-                  outbox: Outbox | None = None) -> Subscription:
+    def subscribe(self, wants: Callable[[Event], bool], outbox: Outbox | None = None,
+                  after: str | None = None) -> Subscription:
         """Receive every event that ``wants`` accepts and that the stream gets from now on.
 
         The reader's starting position is fixed here, before the caller replays history, so
-        history and live events always meet: no gap (duplicates are skipped by id).
+        history and live events always meet: no gap (duplicates are skipped by id). Events at
+        or before ``after`` (a stream id) are never offered to the subscription.
         """
-        subscription = Subscription(wants, outbox)
+        subscription = Subscription(wants, outbox, after)
         with self._lock:
             self._start_reader()
             self._subscriptions.add(subscription)

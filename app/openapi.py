@@ -30,6 +30,7 @@ COMMON_ERRORS = (401, 403, 500, 503)
 ERROR_TEXT = {
     400: "invalid input (the message names the field)", 401: "missing or invalid credentials",
     403: "role not allowed", 404: "not found", 405: "method not allowed",
+    408: "the request body stalled too long",
     409: "state does not allow it", 413: "body too large",
     422: "Idempotency-Key already used with a different request", 500: "internal error",
     503: "Redis unavailable",

@@ -19,6 +19,7 @@ import socket
 import threading
 from typing import Any
 
+import redis
 from flask import Flask, current_app, g, request
 from flask_sock import ConnectionClosed, Sock
 from marshmallow import Schema, fields
@@ -118,9 +119,13 @@ def event_socket(ws: Any) -> None:
         outbox.flush()
         return
     after = asked or g.get("handshake_event_id")
-    subscription = hub().subscribe(wanted.matches, outbox)
     try:
-        sent = (0, 0)
+        subscription = hub().subscribe(wanted.matches, outbox, after)
+    except redis.RedisError:  # after the 101: say it on the socket, not as an HTTP answer
+        _unavailable(ws, outbox)
+        return
+    try:
+        sent = id_key(after) if after is not None else (0, 0)
         if after is not None:  # history (or the handshake's gap) first; live events queue up
             for event in read_after(runtime().redis, after):
                 if wanted.matches(event):
@@ -131,8 +136,19 @@ def event_socket(ws: Any) -> None:
                 sent = id_key(event.id)
         subscription.go_live(sent, frame_bytes)
         _watch(ws, outbox, subscription)
+    except redis.RedisError:
+        _unavailable(ws, outbox)
     finally:
         hub().unsubscribe(subscription)
+
+
+def _unavailable(ws: Any, outbox: Outbox) -> None:
+    """Redis failed after the handshake: an error frame, then close 1011 (the client
+    reconnects with ``last_event_id`` and loses nothing)."""
+    with contextlib.suppress(ConnectionClosed, OSError):
+        _send(ws, outbox, {"type": "error", "message": "redis unavailable"})
+        ws.close(1011, "redis unavailable")
+        outbox.flush()
 
 
 def task_update(envelope: dict[str, Any]) -> dict[str, Any]:

@@ -47,7 +47,8 @@ logger = logging.getLogger(__name__)
 #: ``allow-oom`` (Redis 7 script flags): rewriting a number in place takes no memory to speak of,
 #: and an execution that still runs must keep its lease while Redis refuses writes at
 #: ``maxmemory`` — else the task would be queued again under a live handler as soon as memory is
-#: back.
+#: back. Redis 6.2 knows no flags (the ``#!`` line is a syntax error there): it gets the same
+#: body without them, and there a renewal is refused at ``maxmemory`` like any write.
 _RENEW = """#!lua flags=allow-oom
 local task = redis.call('HMGET', KEYS[1], 'lease', 'lease_until', 'state', 'delivery')
 local clock = redis.call('TIME')
@@ -80,6 +81,7 @@ class Leases:
         self.ttl_ms = int(ttl_seconds * 1000)
         self.interval = interval_seconds
         self._renew = client.register_script(_RENEW)
+        self._renew_without_flags = client.register_script(_RENEW.split("\n", 1)[1])
         self._held: dict[str, str] = {}  # envelope key → delivery
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -115,7 +117,15 @@ class Leases:
 
     def _renew_one(self, key: str, delivery: str) -> None:
         try:
-            kept = self._renew(keys=[key], args=[delivery, self.ttl_ms])
+            try:
+                kept = self._renew(keys=[key], args=[delivery, self.ttl_ms])
+            except redis.ResponseError as exc:
+                if "Error compiling script" not in str(exc):
+                    raise
+                logger.info("this Redis takes no script flags (before 7.0): renewing leases "
+                            "without allow-oom")
+                self._renew = self._renew_without_flags
+                kept = self._renew(keys=[key], args=[delivery, self.ttl_ms])
         except Exception:  # Redis unreachable: the next interval tries again
             logger.warning("could not renew the lease of %s", key, exc_info=True)
             return

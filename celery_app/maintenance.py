@@ -170,20 +170,23 @@ class Maintenance(bootsteps.StartStopStep):
             return
         try:
             self._reap_orphans_in(store, settings)
-        except OSError:  # the filesystem's trouble must not hold up the rest of the tick
+        except Exception:  # reaping files must never hold up the rest of the tick
             logger.warning("could not reap orphaned uploads in %s", settings.upload_dir,
                            exc_info=True)
 
     def _reap_orphans_in(self, store: Store, settings: Settings) -> None:
-        token = secrets.token_hex(16)
-        token = store.redis.set(keys.upload_owner(), token, nx=True, get=True) or token
+        # SET NX, then GET (SET … NX GET needs Redis 7): whoever set it first, all read it.
+        store.redis.set(keys.upload_owner(), secrets.token_hex(16), nx=True)
+        token = store.redis.get(keys.upload_owner())
+        if not isinstance(token, str):  # gone between the two (a flush): next run
+            return
         if not owned(settings.upload_dir, token):
             if not self._foreign_upload_dir:
                 self._foreign_upload_dir = True
                 logger.warning(
-                    "%s/%s names another deployment: orphaned uploads are not reaped here "
-                    "(delete that file if this directory is only this deployment's)",
-                    settings.upload_dir, OWNER_FILE)
+                    "%s/%s does not hold this deployment's token (another deployment's "
+                    "directory?): orphaned uploads are not reaped here (delete that file if "
+                    "this directory is only this deployment's)", settings.upload_dir, OWNER_FILE)
             return
         self._foreign_upload_dir = False
 
@@ -193,10 +196,12 @@ class Maintenance(bootsteps.StartStopStep):
                 pipe.exists(keys.task(task_id))
             return [t for t, there in zip(task_ids, pipe.execute(), strict=True) if not there]
 
-        found = orphans(settings.upload_dir, missing, settings.upload_orphan_seconds)
-        remove_orphans(found)
-        for path in found:
+        removed, failed = remove_orphans(
+            orphans(settings.upload_dir, missing, settings.upload_orphan_seconds))
+        for path in removed:
             logger.warning("removed orphaned upload %s", path)
+        for path, why in failed:
+            logger.warning("could not remove orphaned upload %s (%s)", path, why)
 
     def _recover_lost_messages(self, store: Store, settings: Settings) -> None:
         """Re-publish pending tasks whose message exists nowhere (a bounded step per call)."""

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field, fields, replace
 from .defaults import visibility_timeout_seconds
 
 MIB = 1024 * 1024
+#: An upload stalled this long between two chunks may be reaped: no shorter, or a slow but
+#: live client's partial file would be.
+MIN_UPLOAD_ORPHAN_SECONDS = 60.0
 
 
 def _bool(value: str) -> bool:
@@ -123,8 +126,8 @@ class Settings:
         if bool(self.redis_sentinels) != bool(self.redis_sentinel_master):
             raise ValueError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER must be set together")
         self.sentinel_addresses  # noqa: B018 (validates the list)
-        if self.upload_orphan_seconds <= 0:
-            raise ValueError("UPLOAD_ORPHAN_SECONDS must be > 0")
+        if not self.upload_orphan_seconds >= MIN_UPLOAD_ORPHAN_SECONDS:
+            raise ValueError(f"UPLOAD_ORPHAN_SECONDS must be >= {MIN_UPLOAD_ORPHAN_SECONDS:g}")
         if self.redis_min_replicas < 0 or self.redis_wait_timeout_ms <= 0:
             raise ValueError("REDIS_MIN_REPLICAS must be >= 0 and REDIS_WAIT_TIMEOUT_MS > 0")
 

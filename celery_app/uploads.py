@@ -15,16 +15,20 @@ another deployment (another Redis) also uses is never reaped by either.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import shutil
+import stat
+import sys
 import time
 import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
-UPLOAD_ID = re.compile(r"^task-\d{1,12}-[0-9a-f]{9}$")
+UPLOAD_ID = re.compile(r"task-[0-9]{1,12}-[0-9a-f]{9}")  # whole names only: fullmatch
 #: Where the web process streams a file before its task exists (``app.uploads``).
 PARTIAL_DIR = ".partial"
 #: Names the deployment whose orphan reaper may delete files here (:func:`owned`).
@@ -64,22 +68,40 @@ def task_dir(root: str | Path, task_id: str) -> Path:
 
 def remove_task_files(root: str | Path, task_id: str) -> None:
     """Delete a task's upload directory, if it has one."""
-    if UPLOAD_ID.match(task_id):
+    if UPLOAD_ID.fullmatch(task_id):
         shutil.rmtree(task_dir(root, task_id), ignore_errors=True)
 
 
 def owned(root: str | Path, token: str) -> bool:
     """Whether ``root`` belongs to the deployment that holds ``token`` (from Redis, the same
-    for every process of one deployment): ``root/.owner`` is written with ``token`` when it
-    does not exist, then compared. A directory first claimed by another deployment, or by
-    this one before its Redis lost its data, answers false until that file is deleted."""
-    marker = Path(root) / OWNER_FILE  # raises FileNotFoundError without the directory
+    for every process of one deployment).
+
+    ``root/.owner`` is created holding ``token`` when it does not exist — written whole to a
+    temporary file first and linked into place, so a full disk cannot leave it empty — and
+    then compared. Anything at ``.owner`` that is not a regular file (a FIFO, a symlink, a
+    directory) answers false without blocking or following it. A directory first claimed by
+    another deployment, or by this one before its Redis lost its data, answers false until
+    that file is deleted. Raises ``OSError`` when ``root`` cannot be written or read.
+    """
+    base = Path(root)
+    marker = base / OWNER_FILE
+    scratch = base / f"{OWNER_FILE}.{secrets.token_hex(8)}"
     try:
-        with open(marker, "x", encoding="ascii") as new:  # noqa: PTH123 (exclusive create)
-            new.write(token)
-    except FileExistsError:
-        pass
-    return marker.read_text(encoding="ascii", errors="replace").strip() == token
+        scratch.write_text(token, encoding="ascii")
+        with contextlib.suppress(FileExistsError):
+            os.link(scratch, marker)  # atomic: the marker appears whole or not at all
+    finally:
+        scratch.unlink(missing_ok=True)
+    try:
+        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:  # a symlink (ELOOP), or removed meanwhile
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return os.read(fd, len(token) + 64).strip() == token.encode("ascii")
+    finally:
+        os.close(fd)
 
 
 def orphans(
@@ -89,22 +111,25 @@ def orphans(
     *,
     now: float | None = None,
     limit: int = 1000,
+    batch: int = 1000,
 ) -> list[Path]:
     """Paths under ``root`` no task will ever use, at most ``limit`` of them.
 
-    A partial file in ``.partial/``, or a task directory (``task-<seconds>-<hex>``) for which
-    ``missing(ids)`` names the id (a batch of ids in; the ids without a task out), qualifies
-    once its modification time is more than ``older_than_seconds`` before ``now`` (Unix
-    seconds; default the current time). The age guards the moment between a file's move into
-    place and its task's creation, and a stream still being written. Costs one ``stat`` per
-    entry of ``root`` and one ``missing`` call.
+    A regular file in ``.partial/`` (itself a real directory, not a symlink), or a task
+    directory (``task-<seconds>-<9 hex>``, not a symlink) for which ``missing(ids)`` names the
+    id, qualifies once its modification time is more than ``older_than_seconds`` before
+    ``now`` (Unix seconds; default the current time). The age guards the moment between a
+    file's move into place and its task's creation, and a stream still being written.
+    ``missing`` takes a list of at most ``batch`` ids and returns those without a task; it is
+    asked about every old task directory (``ceil(old / batch)`` calls), so directories whose
+    tasks live never keep older orphans from being found. Costs one ``stat`` per entry of
+    ``root`` and of ``.partial/``.
     """
     base = Path(root)
     if not base.is_dir():
         return []
     cutoff = (time.time() if now is None else now) - older_than_seconds
     found: list[Path] = []
-    candidates: dict[str, Path] = {}
 
     def stale(entry: os.DirEntry[str]) -> bool:
         try:
@@ -113,26 +138,56 @@ def orphans(
             return False
 
     partial = base / PARTIAL_DIR
-    if partial.is_dir():
+    if stat.S_ISDIR(_lstat_mode(partial)):
         with os.scandir(partial) as entries:
             found.extend(Path(e.path) for e in entries if e.is_file(follow_symlinks=False)
                          and stale(e))
+    candidates: dict[str, Path] = {}
     with os.scandir(base) as entries:
         for entry in entries:
-            if len(found) + len(candidates) >= limit:
-                break
-            if (UPLOAD_ID.match(entry.name) and entry.is_dir(follow_symlinks=False)
+            if (UPLOAD_ID.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)
                     and stale(entry)):
                 candidates[entry.name] = Path(entry.path)
-    if candidates:
-        found.extend(candidates[task_id] for task_id in missing(list(candidates)))
+    ids = list(candidates)
+    for first in range(0, len(ids), batch):
+        if len(found) >= limit:
+            break
+        found.extend(candidates[task_id] for task_id in missing(ids[first:first + batch]))
     return found[:limit]
 
 
-def remove_orphans(paths: Iterable[Path]) -> None:
-    """Delete what :func:`orphans` found (a directory with its files); already gone is fine."""
+def _lstat_mode(path: Path) -> int:
+    try:
+        return path.lstat().st_mode
+    except FileNotFoundError:
+        return 0
+
+
+def remove_orphans(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Delete what :func:`orphans` found (a directory with everything in it, symlinks
+    unlinked, never followed). Returns ``(removed, failed)``: the paths now gone, and the
+    paths still there with why (the first error met under each). Already gone counts as
+    removed."""
+    removed: list[Path] = []
+    failed: list[tuple[Path, str]] = []
     for path in paths:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
+        errors: list[str] = []
+
+        def note(_function: Any, where: str, exc: Any, errors=errors) -> None:
+            errors.append(f"{where}: {exc[1] if isinstance(exc, tuple) else exc}")
+
+        try:
+            if stat.S_ISDIR(_lstat_mode(path)):
+                if sys.version_info >= (3, 12):
+                    shutil.rmtree(path, onexc=note)
+                else:  # 3.11: the same hook, given sys.exc_info()
+                    shutil.rmtree(path, onerror=note)
+            else:
+                path.unlink(missing_ok=True)
+        except (OSError, RecursionError) as exc:
+            errors.append(f"{path}: {exc!r}")
+        if _lstat_mode(path) == 0:
+            removed.append(path)
         else:
-            path.unlink(missing_ok=True)
+            failed.append((path, errors[0] if errors else "still there"))
+    return removed, failed

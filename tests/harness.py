@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -367,3 +367,26 @@ class WebServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.process = None
+
+
+@contextlib.contextmanager
+def deep_directory(path: Path, levels: int) -> Iterator[Path]:
+    """``path/d/d/…/d``, ``levels`` deep — deeper than Python's recursion limit lets
+    ``shutil.rmtree`` (or pytest's own clean-up) go — removed again one level a step."""
+    path.mkdir()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for _ in range(levels):
+            os.mkdir("d", dir_fd=fd)
+            fd, parent = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+            os.close(parent)
+    finally:
+        os.close(fd)
+    try:
+        yield path
+    finally:
+        while (path / "d" / "d").is_dir():
+            os.rename(path / "d" / "d", path / "next")
+            os.rmdir(path / "d")
+            os.rename(path / "next", path / "d")
+        shutil.rmtree(path, ignore_errors=True)

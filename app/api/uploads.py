@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from werkzeug.exceptions import RequestTimeout
 
 import handlers
 from celery_app import defaults, strictjson
@@ -74,9 +75,10 @@ upload_schema = UploadFormSchema()
 @bp.post("/upload")
 @document(summary="Upload a file; it becomes a task", tags=("tasks",),
           multipart=UploadBodySchema, responses={201: EnvelopeSchema},
-          links={201: task_links("task_id")},
+          links={201: task_links("task_id")}, errors=(408,),
           description="The file streams to `UPLOAD_DIR/<task_id>/` (SHA-256 computed on the "
-                      "way); over `MAX_UPLOAD_BYTES` → 413 and nothing is kept.")
+                      "way); over `MAX_UPLOAD_BYTES` → 413 and nothing is kept; a body that "
+                      "stalls longer than `UPLOAD_ORPHAN_SECONDS` → 408.")
 def upload():
     """Stream the file to ``UPLOAD_DIR/<task_id>/``, then create its task."""
     settings = services().settings
@@ -95,7 +97,13 @@ def upload():
     folder = task_dir(settings.upload_dir, task_id)
     folder.mkdir(parents=True)
     stream.close()
-    os.replace(stream.path, folder / name)
+    try:
+        os.replace(stream.path, folder / name)
+    except FileNotFoundError:
+        # Reaped as an orphan: the body stalled for UPLOAD_ORPHAN_SECONDS between two chunks.
+        shutil.rmtree(folder, ignore_errors=True)
+        raise RequestTimeout("the upload stalled too long and its partial file was removed; "
+                             "send it again") from None
     new = NewTask(
         type=form["type"], payload=payload, priority=form["priority"],
         max_retries=form["max_retries"], timeout=form["timeout"],

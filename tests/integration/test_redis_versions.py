@@ -5,9 +5,13 @@ ACL user without ``FCALL`` — and a task runs the same either way. The 6.2 serv
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import pytest
 
-from tests.harness import wheel_redis_server
+from tests.harness import wait_for, wheel_redis_server
 from tests.service import Env, private_env, require_functions
 
 
@@ -62,3 +66,25 @@ def test_an_acl_user_that_may_not_run_functions_runs_them_with_evalsha(tmp_path)
             assert admin.redis.function_list() == []  # nobody could load the library
         finally:
             restricted.close(flush=False)
+
+
+def test_on_redis_6_2_the_maintenance_worker_reaps_orphaned_uploads_and_lost_tasks(redis_6):
+    """Every command the maintenance tick and the lease renewer send exists in Redis 6.2
+    (``SET … NX GET`` and script flags do not): an orphaned upload is deleted, and a task whose
+    worker was killed runs again to the end, longer than its lease (1.5 s) without losing it."""
+    root = Path(redis_6.settings.upload_dir)
+    orphan = root / "task-1700000000-0123abcde"
+    orphan.mkdir(parents=True)
+    then = time.time() - 7200
+    os.utime(orphan, (then, then))
+    doomed = redis_6.worker("doomed", worker_heartbeat_seconds=0.5)
+    task = redis_6.submit(type="sleep", payload={"seconds": 2})
+    redis_6.wait_state(task["id"], "running")
+    doomed.kill()
+    survivor = redis_6.worker("survivor", worker_heartbeat_seconds=0.5)
+    wait_for(lambda: not orphan.exists(), timeout=30, message="the orphan reaped on Redis 6.2")
+    done = redis_6.wait_state(task["id"], "completed", timeout=30)
+    assert done["worker_id"] == survivor.hostname and done["attempts"] == 2
+    log = survivor.log_path.read_text()
+    assert "maintenance tick failed" not in log and "could not reap" not in log
+    assert "could not renew" not in log and " lost: the task may run elsewhere" not in log

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from app import create_app
 from celery_app import keys
-from tests.harness import wait_for
+from tests.harness import deep_directory, wait_for
 
 TEXT = b"first line\nsecond line\nthird line without newline"
 
@@ -273,7 +273,7 @@ def test_files_no_task_will_use_are_reaped_once_old_and_nothing_else(env):
     # A directory another deployment (another Redis) claimed first is not reaped by this one.
     (root / ".owner").write_text("another deployment's token")
     first = env.worker(upload_orphan_seconds=hour)
-    wait_for(lambda: "names another deployment" in first.log_path.read_text(), timeout=30,
+    wait_for(lambda: "not hold this deployment's token" in first.log_path.read_text(), timeout=30,
              message="the worker declining to reap a directory it does not own")
     assert orphan.is_dir() and stale_partial.is_file()
     first.stop()
@@ -286,3 +286,36 @@ def test_files_no_task_will_use_are_reaped_once_old_and_nothing_else(env):
     assert (root / ".owner").read_text() == env.redis.get(keys.upload_owner())
     # The task whose directory was just as old still has its file, and a worker runs it.
     assert env.wait_state(live["task_id"], "completed")["result"]["size"] == len(TEXT)
+
+
+def test_an_upload_directory_the_reaper_cannot_use_never_holds_up_the_worker(env):
+    """A FIFO at ``.owner`` (its reader would block), an orphan nested too deep to delete
+    recursively, and a ``.partial`` that is a symlink out of the directory: the worker keeps
+    running tasks, deletes nothing outside, and says why."""
+    root = Path(env.settings.upload_dir)
+    outside = env.tmp_path / "elsewhere"
+    outside.mkdir()
+    precious = outside / "precious.txt"
+    precious.write_text("keep me")
+    _aged(precious, 7200)
+    root.mkdir(parents=True)
+    (root / ".partial").symlink_to(outside, target_is_directory=True)
+    os.mkfifo(root / ".owner")
+    worker = env.worker(upload_orphan_seconds=3600)
+    wait_for(lambda: "not hold this deployment's token" in worker.log_path.read_text(),
+             timeout=30, message="the worker declining an .owner that is not a regular file")
+    task = env.submit(type="echo", payload={"n": 1})
+    assert env.wait_state(task["id"], "completed")["result"] == {"n": 1}
+    worker.stop()
+
+    (root / ".owner").unlink()
+    with deep_directory(root / "task-1700000000-0badc0ffe", 1200) as deep:
+        _aged(deep, 7200)
+        worker = env.worker(upload_orphan_seconds=3600)
+        wait_for(lambda: "could not remove orphaned upload" in worker.log_path.read_text(),
+                 timeout=30, message="the undeletable orphan reported")
+        task = env.submit(type="echo", payload={"n": 2})
+        assert env.wait_state(task["id"], "completed")["result"] == {"n": 2}
+        worker.stop()
+    assert precious.read_text() == "keep me"
+    assert "maintenance tick failed" not in worker.log_path.read_text()
