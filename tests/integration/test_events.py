@@ -17,7 +17,7 @@ from websockets.sync.client import connect as ws_connect
 
 from celery_app import create_celery
 from tests.harness import WebServer, wait_for
-from tests.service import metric_samples
+from tests.service import metric_samples, private_env
 
 
 @pytest.fixture
@@ -370,3 +370,35 @@ def test_entries_not_in_the_streams_shape_are_skipped_and_what_follows_arrives(e
 
     scraped = metric_samples(env.client.get("/metrics").text)
     assert scraped[("taskqueue_task_duration_seconds_count", (("type", "echo"),))] == 1
+
+
+def test_a_socket_gets_nothing_before_its_starting_point_while_the_reader_is_behind(tmp_path):
+    """The process's reader may still be dispatching older events when a socket subscribes
+    (here it is held back: its user may not ``XREAD`` for a while). Neither a socket that
+    resumes from the newest id nor one opened without ``last_event_id`` gets any of them."""
+    with private_env(tmp_path) as env:
+        log = tmp_path / "web.log"
+        web = WebServer(env.url, workers=1, threads=8, log_path=log).start()
+        try:
+            warm = Listener(ws_url(web, "/ws?types=task.progress"))
+            _connected(warm, env)  # the process's reader runs
+            env.redis.execute_command("ACL", "SETUSER", "default", "-xread")
+            wait_for(lambda: "event hub lost Redis (NoPermissionError" in log.read_text(),
+                     message="the reader held back")
+            older = [f"older-{n}" for n in range(10)]
+            for marker in older:
+                env.redis.xadd("tq:events", {"type": "task.progress",
+                                             "data": json.dumps({"task_id": marker})})
+            newest = env.redis.xrevrange("tq:events", count=1)[0][0]
+            resumed = Listener(ws_url(web, f"/ws?types=task.progress&last_event_id={newest}"))
+            fresh = Listener(ws_url(web, "/ws?types=task.progress"))
+            env.redis.execute_command("ACL", "SETUSER", "default", "+xread")
+            env.redis.xadd("tq:events", {"type": "task.progress",
+                                         "data": json.dumps({"task_id": "after"})})
+            for listener in (resumed, fresh):
+                listener.wait_for(lambda f: f["data"]["task_id"] == "after")
+                assert [f["data"]["task_id"] for f in listener.frames] == ["after"]
+            assert [f["data"]["task_id"] for f in warm.frames][-11:] == [*older, "after"]
+        finally:
+            env.redis.execute_command("ACL", "SETUSER", "default", "+xread")
+            web.stop()

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from app import create_app
 from celery_app import keys
-from tests.harness import deep_directory, wait_for
+from tests.harness import WebServer, deep_directory, wait_for
 
 TEXT = b"first line\nsecond line\nthird line without newline"
 
@@ -319,3 +321,36 @@ def test_an_upload_directory_the_reaper_cannot_use_never_holds_up_the_worker(env
         worker.stop()
     assert precious.read_text() == "keep me"
     assert "maintenance tick failed" not in worker.log_path.read_text()
+
+
+def test_an_upload_whose_partial_file_was_reaped_while_it_stalled_is_a_408(env):
+    """The reaper deletes a partial file untouched for ``UPLOAD_ORPHAN_SECONDS``; the
+    request it belonged to (stalled between two chunks) then answers 408, leaving nothing."""
+    web = WebServer(env.url, workers=1, threads=4, upload_dir=env.settings.upload_dir).start()
+    try:
+        boundary = "XyZ"
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                f"filename=\"slow.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+        body = head.encode() + b"x" * 300_000 + f"\r\n--{boundary}--\r\n".encode()
+        first, rest = body[:200_000], body[200_000:]
+        with socket.create_connection(("127.0.0.1", web.port), timeout=10) as conn:
+            conn.sendall((f"POST /api/v1/tasks/upload HTTP/1.1\r\nHost: x\r\n"
+                          f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                          f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+                         + first)
+            wait_for(lambda: [p for p in partial_files(env) if p.stat().st_size > 100_000],
+                     message="the partial file streaming")
+            for path in partial_files(env):
+                path.unlink()  # what the reaper does to a partial file left untouched
+            conn.sendall(rest)
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        status_line, _, rest_of_answer = answer.partition(b"\r\n")
+        assert status_line.split()[1] == b"408", answer[:500]
+        payload = json.loads(rest_of_answer.split(b"\r\n\r\n", 1)[1])
+        assert payload["error"] == "Request Timeout" and "stalled" in payload["message"]
+        assert task_dirs(env) == [] and partial_files(env) == []
+        assert not list(env.redis.scan_iter("tq:task:*"))
+    finally:
+        web.stop()
