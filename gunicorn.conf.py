@@ -9,6 +9,9 @@ multiprocess mode.
 - ``limit_request_line`` (``WEB_MAX_REQUEST_LINE`` [8190], gunicorn's maximum): URLs up to this
   reach the app, which answers in JSON (a 5,000-character task id is a JSON 404, not
   gunicorn's HTML 414).
+- ``control_socket_disable``: gunicorn 24+ opens a control socket at one fixed path in the
+  home directory, shared by every gunicorn of the user (a second instance takes it over, the
+  first to exit removes it). The service does not use it.
 - Every web process writes its HTTP metrics to files in ``PROMETHEUS_MULTIPROC_DIR``;
   ``/metrics`` merges them. The directory is emptied when gunicorn starts and a dead worker's
   files are marked, so restarts never double-count.
@@ -20,6 +23,7 @@ import tempfile
 
 keepalive = int(os.environ.get("WEB_KEEPALIVE_SECONDS", "75"))
 limit_request_line = int(os.environ.get("WEB_MAX_REQUEST_LINE", "8190"))
+control_socket_disable = True  # an unknown name to gunicorn 23, which ignores it
 
 
 def on_starting(server):

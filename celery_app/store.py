@@ -230,10 +230,11 @@ class Store:
         )
         created, first = submitted_envelope([created, stored], flat)
         if created == 2:
-            differ = ", ".join(new.differences(first)) or "the request"
+            differ = ", ".join(new.differences(first))
             raise IdempotencyMismatch(
                 f"Idempotency-Key {idempotency_key!r} was already used for task {first['id']} "
-                f"with a different request ({differ} differ); use a new key for a new request")
+                f"with a different request{f' (different {differ})' if differ else ''}; use a "
+                "new key for a new request")
         return first, bool(created)
 
     def get(self, task_id: str) -> dict[str, Any]:

@@ -62,10 +62,12 @@ def replay_point(reply: Reply) -> str:
 
 
 class EventStream:
-    """``/ws`` events (filtered by ``params``) after ``after``, across reconnections."""
+    """``/ws`` events (filtered by ``params``) after ``after`` — or, with ``None``, after the
+    first connection's handshake (the server replays from there) — across reconnections."""
 
     def __init__(
-        self, client: Client, params: dict[str, str], after: str, notice: Callable[[str], None]
+        self, client: Client, params: dict[str, str], after: str | None,
+        notice: Callable[[str], None],
     ) -> None:
         self.client, self.params, self.last_id, self.notice = client, params, after, notice
         self.socket: Any = None
@@ -78,10 +80,16 @@ class EventStream:
             self.socket.close()
             self.socket = None
 
+    def open(self, retry: bool = True) -> None:
+        """Connect now (:meth:`events` connects when first asked otherwise); without
+        ``retry``, one attempt (an unreachable service is exit 4 at once)."""
+        if self.socket is None:
+            self.socket = self._connect(retry)
+
     def events(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """``(frame text, event)`` pairs, oldest first, forever."""
         while True:
-            self.socket = self._connect()
+            self.open()
             try:
                 while True:
                     try:
@@ -99,10 +107,12 @@ class EventStream:
                 self.socket.close()
                 self.socket = None
 
-    def _connect(self) -> Any:
+    def _connect(self, retry: bool = True) -> Any:
         """A connection replaying after :attr:`last_id`; retried until the give-up time."""
-        params = {**self.params, "last_event_id": self.last_id}
-        deadline = time.monotonic() + RECONNECT_GIVE_UP_SECONDS
+        params = dict(self.params)
+        if self.last_id is not None:
+            params["last_event_id"] = self.last_id
+        deadline = time.monotonic() + (RECONNECT_GIVE_UP_SECONDS if retry else 0)
         for attempt in itertools.count():
             try:
                 return self.client.websocket("/ws", params)
@@ -163,17 +173,27 @@ def follow(
 def watch_all(
     client: Client, display: Display, on_frame: Callable[[str], None] | None = None
 ) -> None:
-    """Every running task, and each new one as it starts, until interrupted."""
-    first = client.get("/api/v1/tasks", state="running", page_size=100)
-    listed = list(first.body.get("tasks", []))
-    for page in range(2, min(int(first.body.get("pages", 1)), MAX_LISTED // 100) + 1):
-        listed += client.get("/api/v1/tasks", state="running", page_size=100, page=page).body.get(
-            "tasks", []
-        )
-    views = {envelope["id"]: TaskView.of(envelope) for envelope in listed}
-    for view in views.values():
-        display.show(view)
-    with EventStream(client, {"types": "task.*"}, replay_point(first), display.notice) as stream:
+    """Every running task, and each new one as it starts, until interrupted.
+
+    The socket opens first, without ``last_event_id``, so it carries every event after its
+    handshake; the running tasks are listed after that. A task running at the listing is in
+    it (its events that the listing reflects are passed over); one that starts later arrives
+    as news; one that ended before the socket opened is never shown. (Replaying from before
+    the listing instead would bring back the tasks that ended in those seconds.)
+    """
+    with EventStream(client, {"types": "task.*"}, None, display.notice) as stream:
+        stream.open(retry=False)
+        first = client.get("/api/v1/tasks", state="running", page_size=100)
+        listed = list(first.body.get("tasks", []))
+        for page in range(2, min(int(first.body.get("pages", 1)), MAX_LISTED // 100) + 1):
+            listed += client.get(
+                "/api/v1/tasks", state="running", page_size=100, page=page
+            ).body.get("tasks", [])
+        views = {envelope["id"]: TaskView.of(envelope) for envelope in listed}
+        for view in views.values():
+            display.show(view)
+        if stream.last_id is None:  # a reconnection before any event: nothing missed
+            stream.last_id = replay_point(first)
         for text, event in stream.events():
             if on_frame is not None:
                 on_frame(text)

@@ -165,3 +165,19 @@ def test_a_terminal_gets_tables_and_bars_and_ctrl_c_restores_it(stack: Stack):
         message="the cursor shown again",
     )
     os.close(master)
+
+
+def test_watch_without_ids_passes_over_tasks_that_ended_before_it_started(stack: Stack):
+    # Their events are in the seconds the stream is replayed from (before the listing), and
+    # must not make them look running again; what starts afterwards is shown.
+    ended = [stack.cli("submit", "echo").out.strip() for _ in range(3)]
+    for task_id in ended:
+        stack.wait_state(task_id, "completed")
+    watching = stack.cli.start("watch")
+    late = stack.cli("submit", "sleep", "--payload", '{"seconds": 0.3}').out.strip()
+    watching.wait_output(lambda lines: _states(lines, late)[-1:] == ["completed"])
+    watching.interrupt()
+    run = watching.finish()
+    assert run.code == 130
+    assert not [line for line in run.lines if line.split()[:1] and line.split()[0] in ended]
+    assert "running" in _states(run.lines, late)

@@ -239,7 +239,7 @@ def test_an_idempotency_key_reused_with_another_request_is_a_422_naming_the_mism
     response = env.client.post("/api/v1/tasks", json=second, headers=headers)
     assert response.status_code == 422
     message = response.get_json()["message"]
-    assert f"({differ} differ)" in message and first["id"] in message
+    assert f"(different {differ});" in message and first["id"] in message
     assert env.redis.zcard("tq:idx:created:all") == 1 and env.redis.llen("low") == 1
 
 
