@@ -81,11 +81,16 @@ class TaskView:
 
     def apply_event(self, event: dict[str, Any]) -> bool:
         """Take an event's news (``data`` carries state and progress, §6); ``False`` (and no
-        change) for an event the envelope already reflects (:meth:`reflects`)."""
+        change) for an event the envelope already reflects (:meth:`reflects`), and for a
+        worker's ``task.failed`` (still ``running``): the ``task.retrying`` or
+        ``task.dead_letter`` of the same transition follows at once, with the error and the
+        state the failure led to."""
         if self.reflects(event):
             return False
         data = event.get("data") or {}
         kind = event.get("type", "")
+        if kind == "task.failed" and data.get("state") == "running":
+            return False
         at = epoch(event.get("timestamp"))
         self.type = data.get("type", self.type)
         self.state = data.get("state", self.state)

@@ -154,8 +154,8 @@ def follow(
             if view.reflects(event):
                 continue  # replayed from before the read (a final one too: the read was not)
             if event["data"].get("state") not in FINAL_STATES:
-                view.apply_event(event)
-                display.show(view)
+                if view.apply_event(event):
+                    display.show(view)
                 continue
             reply = client.get(task_path(task_id))  # confirm: the envelope is the truth
             view.apply_envelope(reply.body)

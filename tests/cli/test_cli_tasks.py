@@ -110,6 +110,8 @@ def test_wait_on_a_task_that_ends_in_the_dlq_exits_1(stack: Stack, max_retries: 
     assert f"{task_id} dead_letter: boom" in run.err
     states = [line.split()[2] for line in run.lines[1:]]
     assert states[-1] == "dead_letter" and ("retrying" in states) == (max_retries == 1)
+    # A failed execution is one line, in the state it led to: never "running" with the error.
+    assert not [line for line in run.lines[1:] if line.split()[2] == "running" and "boom" in line]
     envelope = stack.cli("get", task_id, "--json").json()
     assert envelope["attempts"] == max_retries + 1
 
