@@ -15,7 +15,6 @@ another deployment (another Redis) also uses is never reaped by either.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
@@ -85,13 +84,19 @@ def owned(root: str | Path, token: str) -> bool:
     """
     base = Path(root)
     marker = base / OWNER_FILE
-    scratch = base / f"{OWNER_FILE}.{secrets.token_hex(8)}"
-    try:
-        scratch.write_text(token, encoding="ascii")
-        with contextlib.suppress(FileExistsError):
-            os.link(scratch, marker)  # atomic: the marker appears whole or not at all
-    finally:
-        scratch.unlink(missing_ok=True)
+    if not os.path.lexists(marker):
+        scratch = base / f"{OWNER_FILE}.{secrets.token_hex(8)}"
+        try:
+            scratch.write_text(token, encoding="ascii")
+            try:
+                os.link(scratch, marker)  # atomic: the marker appears whole or not at all
+            except FileExistsError:
+                pass
+            except OSError:  # a filesystem without hard links: rename, as nearly atomic
+                if not os.path.lexists(marker):
+                    os.replace(scratch, marker)
+        finally:
+            scratch.unlink(missing_ok=True)
     try:
         fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:  # a symlink (ELOOP), or removed meanwhile
