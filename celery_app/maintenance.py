@@ -25,7 +25,7 @@ worker's event-loop timer:
 - **orphaned files** at the first sweep and then every tenth of ``UPLOAD_ORPHAN_SECONDS`` (at
   least every heartbeat interval): upload directories whose task is gone and partial uploads,
   untouched for ``UPLOAD_ORPHAN_SECONDS``, are deleted (:func:`celery_app.uploads.orphans`;
-  one directory listing and one pipelined ``EXISTS`` batch per run) — only when the
+  one directory listing and pipelined ``EXISTS`` batches of 1,000 per run) — only when the
   directory's ``.owner`` file carries this deployment's ``tq:uploads:owner`` token.
 """
 
