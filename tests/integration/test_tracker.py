@@ -303,24 +303,23 @@ def test_an_upload_directory_the_reaper_cannot_use_never_holds_up_the_worker(env
     root.mkdir(parents=True)
     (root / ".partial").symlink_to(outside, target_is_directory=True)
     os.mkfifo(root / ".owner")
-    worker = env.worker(upload_orphan_seconds=3600)
-    wait_for(lambda: "not hold this deployment's token" in worker.log_path.read_text(),
-             timeout=30, message="the worker declining an .owner that is not a regular file")
-    task = env.submit(type="echo", payload={"n": 1})
-    assert env.wait_state(task["id"], "completed")["result"] == {"n": 1}
-    worker.stop()
 
+    def a_worker_says(line: str, n: int) -> str:
+        """Start a worker, wait for ``line`` in its log, see it run a task; its log."""
+        worker = env.worker(upload_orphan_seconds=3600)
+        wait_for(lambda: line in worker.log_path.read_text(), timeout=30, message=line)
+        task = env.submit(type="echo", payload={"n": n})
+        assert env.wait_state(task["id"], "completed")["result"] == {"n": n}
+        worker.stop()
+        return worker.log_path.read_text()
+
+    a_worker_says("not hold this deployment's token", 1)  # the FIFO is not a regular file
     (root / ".owner").unlink()
     with deep_directory(root / "task-1700000000-0badc0ffe", 1200) as deep:
         _aged(deep, 7200)
-        worker = env.worker(upload_orphan_seconds=3600)
-        wait_for(lambda: "could not remove orphaned upload" in worker.log_path.read_text(),
-                 timeout=30, message="the undeletable orphan reported")
-        task = env.submit(type="echo", payload={"n": 2})
-        assert env.wait_state(task["id"], "completed")["result"] == {"n": 2}
-        worker.stop()
+        log = a_worker_says("could not remove orphaned upload", 2)
     assert precious.read_text() == "keep me"
-    assert "maintenance tick failed" not in worker.log_path.read_text()
+    assert "maintenance tick failed" not in log
 
 
 def test_an_upload_whose_partial_file_was_reaped_while_it_stalled_is_a_408(env):
