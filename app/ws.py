@@ -125,7 +125,7 @@ def event_socket(ws: Any) -> None:
         _unavailable(ws, outbox)
         return
     try:
-        sent = id_key(after) if after is not None else (0, 0)
+        sent = (0, 0)  # the subscription starts after ``after`` itself (go_live keeps that)
         if after is not None:  # history (or the handshake's gap) first; live events queue up
             for event in read_after(runtime().redis, after):
                 if wanted.matches(event):
